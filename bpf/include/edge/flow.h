@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The flow key and flow hash shared by BPF programs and user space.
+ *
+ * This one header is compiled into the XDP programs (clang -target bpf) and
+ * into libedge (g++), so maglev-calc and xdp-lb pick the same backend for the
+ * same packet. Keep it plain C, no libc, no loops the verifier cannot bound.
+ *
+ * The hash is SipHash-2-4 (keyed, so an attacker cannot aim flows at one
+ * table slot without the key) over the fixed 40-byte key below. User space
+ * checks it against BoringSSL's SIPHASH_24 in a unit test.
+ */
+#ifndef EDGE_FLOW_H
+#define EDGE_FLOW_H
+
+#if defined(__bpf__) || defined(__BPF__)
+#include <linux/types.h>
+typedef __u8 edge_u8;
+typedef __u16 edge_u16;
+typedef __u32 edge_u32;
+typedef __u64 edge_u64;
+#define EDGE_INLINE static __always_inline
+#else
+#include <stdint.h>
+#include <string.h>
+typedef uint8_t edge_u8;
+typedef uint16_t edge_u16;
+typedef uint32_t edge_u32;
+typedef uint64_t edge_u64;
+#define EDGE_INLINE static inline
+#endif
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "edge flow hash: words are read in host order; only little-endian hosts are supported"
+#endif
+
+#define EDGE_FAMILY_V4 4
+#define EDGE_FAMILY_V6 6
+
+/*
+ * Addresses are stored as on the wire (network byte order). An IPv4 address
+ * fills the first 4 bytes and the other 12 are zero. Ports are the wire bytes
+ * too (big-endian). Protocol is the IP protocol number (6 TCP, 17 UDP, ...).
+ * For ICMP, ports are zero. Every byte of the struct is hashed, so callers
+ * must zero it first (pad included).
+ */
+struct edge_flow_key {
+	edge_u8 src[16];
+	edge_u8 dst[16];
+	edge_u16 sport; /* big-endian */
+	edge_u16 dport; /* big-endian */
+	edge_u8 proto;
+	edge_u8 family; /* EDGE_FAMILY_V4 or EDGE_FAMILY_V6 */
+	edge_u8 pad[2];
+} __attribute__((aligned(8)));
+
+#define EDGE_FLOW_KEY_WORDS 5
+
+/* The default key; deployments set their own (xdp-lb --hash-key, maglev-calc --hash-key). */
+#define EDGE_HASH_KEY0 0x0706050403020100ULL
+#define EDGE_HASH_KEY1 0x0f0e0d0c0b0a0908ULL
+
+#define EDGE_ROTL64(x, b) (edge_u64)(((x) << (b)) | ((x) >> (64 - (b))))
+
+#define EDGE_SIPROUND(v0, v1, v2, v3)                                                  \
+	do {                                                                               \
+		v0 += v1; v1 = EDGE_ROTL64(v1, 13); v1 ^= v0; v0 = EDGE_ROTL64(v0, 32);       \
+		v2 += v3; v3 = EDGE_ROTL64(v3, 16); v3 ^= v2;                                  \
+		v0 += v3; v3 = EDGE_ROTL64(v3, 21); v3 ^= v0;                                  \
+		v2 += v1; v1 = EDGE_ROTL64(v1, 17); v1 ^= v2; v2 = EDGE_ROTL64(v2, 32);       \
+	} while (0)
+
+/* SipHash-2-4 over whole 64-bit words (len = 8 * nwords), the reference construction. */
+EDGE_INLINE edge_u64 edge_siphash_words(edge_u64 k0, edge_u64 k1, const edge_u64 *w, int nwords)
+{
+	edge_u64 v0 = k0 ^ 0x736f6d6570736575ULL;
+	edge_u64 v1 = k1 ^ 0x646f72616e646f6dULL;
+	edge_u64 v2 = k0 ^ 0x6c7967656e657261ULL;
+	edge_u64 v3 = k1 ^ 0x7465646279746573ULL;
+	edge_u64 m, b = ((edge_u64)(nwords * 8)) << 56;
+	int i;
+
+#if defined(__bpf__) || defined(__BPF__)
+#pragma unroll
+#endif
+	for (i = 0; i < EDGE_FLOW_KEY_WORDS; i++) {
+		if (i >= nwords)
+			break;
+		m = w[i];
+		v3 ^= m;
+		EDGE_SIPROUND(v0, v1, v2, v3);
+		EDGE_SIPROUND(v0, v1, v2, v3);
+		v0 ^= m;
+	}
+	v3 ^= b;
+	EDGE_SIPROUND(v0, v1, v2, v3);
+	EDGE_SIPROUND(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	EDGE_SIPROUND(v0, v1, v2, v3);
+	EDGE_SIPROUND(v0, v1, v2, v3);
+	EDGE_SIPROUND(v0, v1, v2, v3);
+	EDGE_SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The flow hash: SipHash-2-4 of the 40 key bytes. */
+EDGE_INLINE edge_u64 edge_flow_hash(const struct edge_flow_key *key, edge_u64 k0, edge_u64 k1)
+{
+	edge_u64 w[EDGE_FLOW_KEY_WORDS];
+	__builtin_memcpy(w, key, sizeof(w));
+	return edge_siphash_words(k0, k1, w, EDGE_FLOW_KEY_WORDS);
+}
+
+/* Table slot for a flow: the hash reduced modulo the Maglev table size. */
+EDGE_INLINE edge_u32 edge_flow_slot(edge_u64 hash, edge_u32 table_size)
+{
+	return (edge_u32)(hash % table_size);
+}
+
+#endif /* EDGE_FLOW_H */

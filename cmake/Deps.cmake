@@ -1,0 +1,26 @@
+# Every dependency is a Debian 12 package; scripts/install-deps installs them.
+find_package(PkgConfig REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(doctest REQUIRED)
+find_package(tomlplusplus REQUIRED)
+find_package(simdjson REQUIRED)
+pkg_check_modules(PCAP REQUIRED IMPORTED_TARGET libpcap)
+pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
+
+# BoringSSL from android-libboringssl-dev: no pkg-config, headers in /usr/include/android,
+# libraries in /usr/lib/<multiarch>/android. Imported with an rpath so binaries find it.
+set(EDGE_BORINGSSL_LIBDIR "/usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/android")
+find_library(BORINGSSL_CRYPTO NAMES crypto PATHS ${EDGE_BORINGSSL_LIBDIR} NO_DEFAULT_PATH REQUIRED)
+find_library(BORINGSSL_SSL NAMES ssl PATHS ${EDGE_BORINGSSL_LIBDIR} NO_DEFAULT_PATH REQUIRED)
+add_library(boringssl::crypto SHARED IMPORTED)
+set_target_properties(boringssl::crypto PROPERTIES
+  IMPORTED_LOCATION ${BORINGSSL_CRYPTO} IMPORTED_NO_SONAME OFF
+  INTERFACE_INCLUDE_DIRECTORIES /usr/include/android)
+add_library(boringssl::ssl SHARED IMPORTED)
+set_target_properties(boringssl::ssl PROPERTIES
+  IMPORTED_LOCATION ${BORINGSSL_SSL}
+  INTERFACE_INCLUDE_DIRECTORIES /usr/include/android
+  INTERFACE_LINK_LIBRARIES boringssl::crypto)
+set(CMAKE_BUILD_RPATH ${EDGE_BORINGSSL_LIBDIR})
+set(CMAKE_INSTALL_RPATH ${EDGE_BORINGSSL_LIBDIR})
