@@ -1,5 +1,6 @@
 // Shell completions generated from the CLI11 definition, so they never drift from --help.
 // completions/ holds the committed output; a test regenerates and compares.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -76,11 +77,14 @@ std::string bash(const std::string& tool, const std::vector<Opt>& globals, const
     }
     // Values of options that take one.
     s += "    case \"$prev\" in\n";
+    std::vector<std::string> seen;
     auto value_cases = [&](const std::vector<Opt>& opts) {
         for (auto& o : opts) {
             if (o.kind == Tool::ValueKind::none) continue;
             std::string pat;
             for (auto& n : o.names) pat += (pat.empty() ? "" : "|") + n;
+            if (std::find(seen.begin(), seen.end(), pat) != seen.end()) continue;  // shared by subcommands
+            seen.push_back(pat);
             if (o.kind == Tool::ValueKind::choice)
                 s += fmt::format("        {}) COMPREPLY=($(compgen -W \"{}\" -- \"$cur\")); return;;\n", pat,
                                  fmt::join(o.choices, " "));
@@ -91,7 +95,6 @@ std::string bash(const std::string& tool, const std::vector<Opt>& globals, const
         }
     };
     value_cases(globals);
-    std::vector<std::string> seen;
     for (auto& c : cmds) value_cases(c.opts);
     s += "    esac\n";
     auto words = [](const std::vector<Opt>& opts) {
@@ -125,8 +128,8 @@ std::string zsh_spec(const Opt& o) {
     else if (o.kind == Tool::ValueKind::other) action = ":value: ";
     std::string d = zsh_desc(o.desc);
     if (o.names.size() == 1) return fmt::format("'{}[{}]{}'", o.names[0], d, action);
-    std::string excl = fmt::format("{}", fmt::join(o.names, " "));
-    return fmt::format("'({}){{{}}}'\\''[{}]{}'", excl, fmt::join(o.names, ","), d, action);
+    // '(-j --json)'{-j,--json}'[desc]': the brace expansion must stay outside quotes.
+    return fmt::format("'({})'{{{}}}'[{}]{}'", fmt::join(o.names, " "), fmt::join(o.names, ","), d, action);
 }
 
 std::string zsh(const std::string& tool, const std::vector<Opt>& globals, const std::vector<Cmd>& cmds) {

@@ -64,7 +64,7 @@ CLI::Option* Tool::file(CLI::Option* opt) {
 }
 
 Tool::ValueKind Tool::value_kind(const CLI::Option* opt) const {
-    if (opt->get_expected_min() == 0 && opt->get_type_size() == 0) return ValueKind::none;
+    if (opt->get_type_size_max() == 0 || opt->get_items_expected_max() == 0) return ValueKind::none;  // a flag
     if (choices_.count(opt)) return ValueKind::choice;
     if (files_.count(opt)) return ValueKind::file;
     return ValueKind::other;

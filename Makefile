@@ -1,0 +1,38 @@
+# Thin wrapper over CMake presets. The two commands a newcomer needs:
+#   make demo    install deps, build, run the main job on the embedded example
+#   make check   install deps, build, run the whole test suite
+.PHONY: all deps build check demo bench fuzz asan completions clean
+
+JOBS ?= $(shell nproc)
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@cmake --preset default >/dev/null
+	@cmake --build --preset default -j $(JOBS)
+
+check: build
+	@ctest --preset default -j $(JOBS)
+
+demo: build
+	@scripts/demo
+
+# Benchmarks are commands, never timed tests: medians of alternating runs against a peer or floor.
+bench: build
+	@tests/bench/run-all
+
+# ASan + UBSan build running the unit and CLI suites.
+asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan -j $(JOBS)
+	@ctest --preset asan -j $(JOBS)
+
+# Regenerate completions/ from the CLI definitions (a test fails when they are stale).
+completions: build
+	@scripts/gen-completions
+
+clean:
+	rm -rf build build-asan
