@@ -36,6 +36,7 @@ IpAddr addr6(Bytes d, std::size_t off) {
 struct Bounds {
     std::size_t decl_end;
     std::size_t cap_end;
+    bool checksums = true;  // verify the L4 checksum (ParseOptions)
 
     ParseStatus fits(std::size_t end) const {
         if (end > decl_end) return ParseStatus::malformed;
@@ -233,10 +234,10 @@ void parse_l4(Packet& p, Bytes d, std::size_t pos, const Bounds& b) {
     p.has_l4 = true;
     p.payload_off = pos + p.l4_len;
     p.payload_len = std::min(end, b.cap_end) - p.payload_off;
-    verify_l4_checksum(p, d, end);
+    if (b.checksums) verify_l4_checksum(p, d, end);
 }
 
-void parse_ipv4(Packet& p, Bytes d, std::size_t off) {
+void parse_ipv4(Packet& p, Bytes d, std::size_t off, bool checksums) {
     p.l3_off = off;
     if (d.size() - off < 20) {
         fail(p, ParseStatus::truncated, "IPv4 header truncated");
@@ -260,7 +261,7 @@ void parse_ipv4(Packet& p, Bytes d, std::size_t off) {
         fail(p, ParseStatus::malformed, "IPv4 total length < header length");
         return;
     }
-    Bounds b{off + total, std::min(off + total, d.size())};
+    Bounds b{off + total, std::min(off + total, d.size()), checksums};
     p.snap_truncated = d.size() < b.decl_end;
     p.ip_version = 4;
     p.l3_len = ihl;
@@ -287,7 +288,7 @@ void parse_ipv4(Packet& p, Bytes d, std::size_t off) {
     parse_l4(p, d, off + ihl, b);
 }
 
-void parse_ipv6(Packet& p, Bytes d, std::size_t off) {
+void parse_ipv6(Packet& p, Bytes d, std::size_t off, bool checksums) {
     p.l3_off = off;
     if (d.size() - off < 40) {
         fail(p, ParseStatus::truncated, "IPv6 header truncated");
@@ -300,7 +301,7 @@ void parse_ipv6(Packet& p, Bytes d, std::size_t off) {
     // A zero payload length would mean a jumbogram; those never appear on
     // the links we capture from, so it is taken literally (empty payload).
     std::size_t decl = off + 40 + be16(d, off + 4);
-    Bounds b{decl, std::min(decl, d.size())};
+    Bounds b{decl, std::min(decl, d.size()), checksums};
     p.snap_truncated = d.size() < decl;
     p.ip_version = 6;
     p.ttl = d[off + 7];
@@ -355,7 +356,7 @@ const char* to_string(ParseStatus s) noexcept {
     return "?";
 }
 
-Packet parse_packet(std::span<const uint8_t> data, LinkType link) {
+Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOptions& opts) {
     Packet p;
     Bytes d = data;
     std::size_t off = 0;
@@ -410,8 +411,8 @@ Packet parse_packet(std::span<const uint8_t> data, LinkType link) {
     }
     p.l2_len = off;
     p.ethertype = type;
-    if (type == kEthIpv4) parse_ipv4(p, d, off);
-    else if (type == kEthIpv6) parse_ipv6(p, d, off);
+    if (type == kEthIpv4) parse_ipv4(p, d, off, opts.l4_checksums);
+    else if (type == kEthIpv6) parse_ipv6(p, d, off, opts.l4_checksums);
     else return fail(p, ParseStatus::not_ip, "not IPv4 or IPv6");
 
     if (p.ip_version != 0) p.key = make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto);

@@ -94,6 +94,12 @@ struct Packet {
     bool ok() const noexcept { return status == ParseStatus::ok; }
 };
 
-Packet parse_packet(std::span<const uint8_t> data, LinkType link);
+struct ParseOptions {
+    // Verifying TCP/UDP/ICMP checksums reads the whole payload; tools that only need
+    // flows (maglev-calc pcap over millions of packets) turn it off.
+    bool l4_checksums = true;
+};
+
+Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOptions& opts = {});
 
 }  // namespace edge::net

@@ -11,10 +11,15 @@ public:
     // total: expected units (bytes of a file, say) or 0 when unknown.
     Progress(std::string what, uint64_t total);
     ~Progress();
-    // Cheap enough to call per packet: only looks at the clock every 4096 calls.
-    void update(uint64_t done) {
+    // Cheap enough to call per packet: `done` (a callable returning units done, which
+    // may be costly, like ftell) and the clock are only consulted every 4096 calls.
+    template <typename F>
+    void tick(F&& done) {
         if (!enabled_ || (++calls_ & 4095) != 0) return;
-        draw(done);
+        draw(done());
+    }
+    void update(uint64_t done) {
+        if (enabled_) draw(done);
     }
     void finish();
 

@@ -1,6 +1,9 @@
 #include "pcap/reader.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -31,13 +34,84 @@ Reader::Reader(const std::string& path) : path_(path) {
     }
     dlt_ = pcap_datalink(p_);
     link_ = net::link_from_dlt(dlt_);
+    if (size_ > 24) map_classic_pcap();
 }
 
 Reader::~Reader() {
+    if (map_) munmap(const_cast<uint8_t*>(map_), size_);
+    if (has_filter_) pcap_freecode(&filter_);
     if (p_) pcap_close(p_);
 }
 
+void Reader::map_classic_pcap() {
+    int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;  // libpcap has it open: fall back to reading through it
+    void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return;
+    auto* b = static_cast<const uint8_t*>(m);
+    uint32_t magic;
+    std::memcpy(&magic, b, 4);
+    switch (magic) {
+    case 0xa1b2c3d4: break;
+    case 0xa1b23c4d: nanos_ = true; break;
+    case 0xd4c3b2a1: swapped_ = true; break;
+    case 0x4d3cb2a1: swapped_ = nanos_ = true; break;
+    default: munmap(m, size_); return;  // pcapng or other: libpcap reads it
+    }
+    madvise(m, size_, MADV_SEQUENTIAL);
+    map_ = b;
+    map_off_ = 24;
+}
+
+bool Reader::next_mapped(Frame& f) {
+    // libpcap's limit for the link types the parser handles.
+    constexpr uint32_t max_caplen = 262144;
+    while (true) {
+        if (map_off_ == size_) return false;
+        if (size_ - map_off_ < 16) {
+            error_ = fmt::format("truncated dump file; tried to read 16 header bytes, only got {}", size_ - map_off_);
+            return false;
+        }
+        uint32_t h[4];
+        std::memcpy(h, map_ + map_off_, 16);
+        if (swapped_)
+            for (auto& x : h) x = __builtin_bswap32(x);
+        const uint32_t caplen = h[2];
+        if (caplen > max_caplen) {
+            error_ = fmt::format("invalid packet capture length {}, bigger than maximum of {}", caplen, max_caplen);
+            return false;
+        }
+        if (size_ - map_off_ - 16 < caplen) {
+            error_ = fmt::format("truncated dump file; tried to read {} captured bytes, only got {}", caplen,
+                                 size_ - map_off_ - 16);
+            return false;
+        }
+        const uint8_t* data = map_ + map_off_ + 16;
+        map_off_ += 16 + uint64_t{caplen};
+        // Unmap what has been read, 8 MiB at a time, so resident memory stays small
+        // on big captures (the pages stay in the page cache).
+        constexpr uint64_t chunk = 8 << 20;
+        if (map_off_ - released_ > 2 * chunk) {
+            madvise(const_cast<uint8_t*>(map_) + released_, chunk, MADV_DONTNEED);
+            released_ += chunk;
+        }
+        if (has_filter_) {
+            struct pcap_pkthdr ph{};
+            ph.caplen = caplen;
+            ph.len = h[3];
+            if (!pcap_offline_filter(&filter_, &ph, data)) continue;
+        }
+        f.data = {data, caplen};
+        f.wire_len = h[3];
+        f.ts_us = int64_t{h[0]} * 1000000 + (nanos_ ? h[1] / 1000 : h[1]);
+        frames_++;
+        return true;
+    }
+}
+
 bool Reader::next(Frame& f) {
+    if (map_) return next_mapped(f);
     struct pcap_pkthdr* h;
     const u_char* d;
     int rc = pcap_next_ex(p_, &h, &d);
@@ -53,6 +127,7 @@ bool Reader::next(Frame& f) {
 }
 
 uint64_t Reader::position() const {
+    if (map_) return map_off_;
     FILE* f = pcap_file(p_);
     if (!f || size_ == 0) return 0;
     long pos = std::ftell(f);

@@ -1,4 +1,5 @@
-// RAII reader over libpcap: pcap and pcapng files, "-" for stdin.
+// RAII reader over libpcap: pcap and pcapng files, "-" for stdin; classic pcap files
+// are memory-mapped and read in place.
 // Open errors (missing file, not a capture) throw edge::UsageError. A capture cut short
 // mid-record is not an exception: next() returns false and truncated() tells, so the
 // caller can report what was read and say how it ended.
@@ -44,8 +45,21 @@ public:
     uint64_t size() const { return size_; }
 
 private:
+    bool next_mapped(Frame& f);
+    void map_classic_pcap();
+
     std::string path_;
     pcap_t* p_ = nullptr;
+    // Fast path for classic pcap files: the file is mapped and records are read in
+    // place (no copy through stdio); libpcap still validates the header, reads
+    // pcapng and pipes, and compiles filters (applied with pcap_offline_filter).
+    const uint8_t* map_ = nullptr;
+    uint64_t map_off_ = 0;
+    uint64_t released_ = 0;  // bytes at the start of the map already given back
+    bool swapped_ = false;
+    bool nanos_ = false;
+    bool has_filter_ = false;
+    struct bpf_program filter_{};
     int dlt_ = 0;
     std::optional<net::LinkType> link_;
     uint64_t frames_ = 0;

@@ -27,9 +27,10 @@ struct ScanStats {
 // Throws edge::UsageError for a link type the parser does not handle.
 void require_link(const Reader& r);
 
-// Calls f(packet, frame) for every frame whose IP header parsed (status ok).
+// Calls f(packet, frame) for every frame whose IP header parsed (status ok). L4
+// checksums are not verified unless opts ask for it.
 template <typename F>
-ScanStats scan(Reader& r, F&& f) {
+ScanStats scan(Reader& r, F&& f, const net::ParseOptions& opts = {false}) {
     require_link(r);
     ScanStats st;
     out::Progress progress("reading " + r.path(), r.size());
@@ -38,7 +39,7 @@ ScanStats scan(Reader& r, F&& f) {
     while (r.next(fr)) {
         st.frames++;
         st.bytes += fr.wire_len;
-        net::Packet p = net::parse_packet(fr.data, link);
+        net::Packet p = net::parse_packet(fr.data, link, opts);
         switch (p.status) {
         case net::ParseStatus::ok:
             st.ip++;
@@ -48,7 +49,7 @@ ScanStats scan(Reader& r, F&& f) {
         case net::ParseStatus::truncated: st.truncated++; break;
         default: st.malformed++; break;
         }
-        progress.update(r.position());
+        progress.tick([&] { return r.position(); });
     }
     progress.finish();
     st.file_truncated = r.truncated();

@@ -622,6 +622,11 @@ TEST_CASE("ClientHello split over two Initial packets, delivered out of order") 
     const Buf first = make_packet(1, 0, hello.first(130));  // overlaps 10 bytes
 
     ClientHelloSniffer sniffer;
+    // A corrupted Initial first must not pin the sniffer to bad keys.
+    Buf spoof = second;
+    spoof[10] ^= 0xff;  // inside the DCID
+    CHECK(sniffer.feed(spoof) == Error::crypto);
+    CHECK(sniffer.feed(Buf{}) == Error::truncated);
     CHECK(sniffer.feed(second) == Error::ok);
     CHECK_FALSE(sniffer.complete());
     CHECK(sniffer.feed(first) == Error::ok);
@@ -834,10 +839,12 @@ TEST_CASE("100k random and mutated datagrams never crash the parse/decrypt path"
 
 TEST_CASE("v2 long header types are remapped; v2 draft Initial round trip") {
     // Same type bits 0b11: Retry in v1, Handshake in v2 (RFC 9369 3.2).
-    const Buf v1 = hex("f0 00000001 00 00 05 0000000000");
+    const Buf v1 = hex("f0 00000001 00 00 746f6b 00000000000000000000000000000000");
     auto h1 = parse_packet_header(v1);
     REQUIRE(h1);
     CHECK(h1->type == PacketType::retry);
+    CHECK(h1->token.size() == 3);
+    CHECK_FALSE(verify_retry(*h1, kDcid));
     Buf v2hs = hex("f0 6b3343cf 01 aa 00 14");
     v2hs.resize(v2hs.size() + 20, 0x55);
     v2hs.push_back(0x77);  // next coalesced packet starts here

@@ -1,0 +1,285 @@
+#include "quic/initial.hpp"
+
+#include <openssl/aead.h>
+#include <openssl/aes.h>
+#include <openssl/chacha.h>
+#include <openssl/digest.h>
+#include <openssl/hkdf.h>
+
+#include <algorithm>
+#include <string>
+
+namespace edge::quic {
+
+namespace {
+
+const EVP_MD* digest_for(Cipher c) noexcept {
+    return c == Cipher::aes_256_gcm ? EVP_sha384() : EVP_sha256();
+}
+
+const EVP_AEAD* aead_for(Cipher c) noexcept {
+    switch (c) {
+        case Cipher::aes_128_gcm: return EVP_aead_aes_128_gcm();
+        case Cipher::aes_256_gcm: return EVP_aead_aes_256_gcm();
+        case Cipher::chacha20_poly1305: return EVP_aead_chacha20_poly1305();
+    }
+    return nullptr;
+}
+
+std::size_t key_len_for(Cipher c) noexcept { return c == Cipher::aes_128_gcm ? 16 : 32; }
+
+// Nonce = IV XOR packet number left-padded to the IV length (RFC 9001 5.3).
+std::array<std::uint8_t, 12> make_nonce(const std::vector<std::uint8_t>& iv, std::uint64_t pn) {
+    std::array<std::uint8_t, 12> nonce{};
+    std::copy_n(iv.begin(), std::min<std::size_t>(iv.size(), nonce.size()), nonce.begin());
+    for (std::size_t i = 0; i < 8; ++i) nonce[nonce.size() - 1 - i] ^= static_cast<std::uint8_t>(pn >> (8 * i));
+    return nonce;
+}
+
+bool valid_keys(const PacketKeys& k) noexcept {
+    const std::size_t n = key_len_for(k.cipher);
+    return k.key.size() == n && k.hp.size() == n && k.iv.size() == 12;
+}
+
+}  // namespace
+
+Result<std::vector<std::uint8_t>> hkdf_expand_label(Bytes secret, std::string_view label, Bytes context,
+                                                    std::size_t out_len, Cipher suite) {
+    // struct { uint16 length; opaque label<7..255> = "tls13 " + label; opaque context<0..255>; }
+    const std::string full = std::string("tls13 ") + std::string(label);
+    if (full.size() > 255 || context.size() > 255 || out_len > 0xffff) return Error::invalid;
+    std::vector<std::uint8_t> info;
+    info.push_back(static_cast<std::uint8_t>(out_len >> 8));
+    info.push_back(static_cast<std::uint8_t>(out_len));
+    info.push_back(static_cast<std::uint8_t>(full.size()));
+    info.insert(info.end(), full.begin(), full.end());
+    info.push_back(static_cast<std::uint8_t>(context.size()));
+    info.insert(info.end(), context.begin(), context.end());
+
+    std::vector<std::uint8_t> out(out_len);
+    if (!HKDF_expand(out.data(), out.size(), digest_for(suite), secret.data(), secret.size(), info.data(),
+                     info.size()))
+        return Error::crypto;
+    return out;
+}
+
+Result<PacketKeys> derive_packet_keys(std::uint32_t version, Cipher cipher, Bytes secret) {
+    const auto* info = version_info(version);
+    if (!info) return Error::unsupported_version;
+    PacketKeys k;
+    k.cipher = cipher;
+    auto key = hkdf_expand_label(secret, info->key_label, {}, key_len_for(cipher), cipher);
+    auto iv = hkdf_expand_label(secret, info->iv_label, {}, 12, cipher);
+    auto hp = hkdf_expand_label(secret, info->hp_label, {}, key_len_for(cipher), cipher);
+    if (!key || !iv || !hp) return Error::crypto;
+    k.key = std::move(key.value);
+    k.iv = std::move(iv.value);
+    k.hp = std::move(hp.value);
+    return k;
+}
+
+Result<InitialSecrets> derive_initial_secrets(std::uint32_t version, Bytes client_dcid) {
+    const auto* info = version_info(version);
+    if (!info) return Error::unsupported_version;
+    InitialSecrets s;
+    std::size_t prk_len = 0;
+    if (!HKDF_extract(s.initial.data(), &prk_len, EVP_sha256(), client_dcid.data(), client_dcid.size(),
+                      info->initial_salt.data(), info->initial_salt.size()) ||
+        prk_len != s.initial.size())
+        return Error::crypto;
+    auto c = hkdf_expand_label(s.initial, "client in", {}, 32);
+    auto sv = hkdf_expand_label(s.initial, "server in", {}, 32);
+    if (!c || !sv) return Error::crypto;
+    std::copy(c->begin(), c->end(), s.client.begin());
+    std::copy(sv->begin(), sv->end(), s.server.begin());
+    return s;
+}
+
+Result<InitialKeys> derive_initial_keys(std::uint32_t version, Bytes client_dcid) {
+    auto s = derive_initial_secrets(version, client_dcid);
+    if (!s) return s.error;
+    auto c = derive_packet_keys(version, Cipher::aes_128_gcm, s->client);
+    auto sv = derive_packet_keys(version, Cipher::aes_128_gcm, s->server);
+    if (!c) return c.error;
+    if (!sv) return sv.error;
+    return InitialKeys{std::move(c.value), std::move(sv.value)};
+}
+
+Result<std::array<std::uint8_t, 5>> header_protection_mask(Cipher cipher, Bytes hp_key, Bytes sample) {
+    if (sample.size() < kHpSampleLen || hp_key.size() != key_len_for(cipher)) return Error::invalid;
+    std::array<std::uint8_t, 5> mask{};
+    if (cipher == Cipher::chacha20_poly1305) {
+        // RFC 9001 5.4.4: counter = sample[0..3] little endian, nonce = sample[4..15].
+        const std::uint32_t counter = std::uint32_t{sample[0]} | (std::uint32_t{sample[1]} << 8) |
+                                      (std::uint32_t{sample[2]} << 16) | (std::uint32_t{sample[3]} << 24);
+        const std::uint8_t zeros[5] = {};
+        CRYPTO_chacha_20(mask.data(), zeros, sizeof zeros, hp_key.data(), sample.data() + 4, counter);
+        return mask;
+    }
+    AES_KEY aes;
+    if (AES_set_encrypt_key(hp_key.data(), static_cast<unsigned>(hp_key.size() * 8), &aes) != 0)
+        return Error::crypto;
+    std::uint8_t block[16];
+    AES_encrypt(sample.data(), block, &aes);  // one ECB block
+    std::copy_n(block, mask.size(), mask.begin());
+    return mask;
+}
+
+std::uint64_t decode_packet_number(std::uint64_t largest_pn, std::uint64_t truncated_pn,
+                                   std::size_t pn_len) noexcept {
+    if (pn_len < 1 || pn_len > 4) return truncated_pn;
+    const std::uint64_t expected = largest_pn + 1;
+    const std::uint64_t win = 1ULL << (pn_len * 8);
+    const std::uint64_t hwin = win / 2;
+    const std::uint64_t mask = win - 1;
+    const std::uint64_t candidate = (expected & ~mask) | (truncated_pn & mask);
+    // Pick the candidate closest to the expected number, staying within 0..2^62.
+    if (candidate + hwin <= expected && candidate < (1ULL << 62) - win) return candidate + win;
+    if (candidate > expected + hwin && candidate >= win) return candidate - win;
+    return candidate;
+}
+
+Result<OpenedPacket> open_packet(Bytes packet, std::size_t pn_offset, const PacketKeys& keys,
+                                 std::uint64_t largest_pn) {
+    if (!valid_keys(keys)) return Error::invalid;
+    if (pn_offset == 0 || pn_offset > packet.size()) return Error::truncated;
+    // The sample starts 4 bytes after the packet number offset (RFC 9001 5.4.2).
+    if (packet.size() - pn_offset < 4 + kHpSampleLen) return Error::truncated;
+    auto mask = header_protection_mask(keys.cipher, keys.hp, packet.subspan(pn_offset + 4, kHpSampleLen));
+    if (!mask) return mask.error;
+
+    const bool is_long = (packet[0] & 0x80) != 0;
+    OpenedPacket out;
+    const std::uint8_t first = packet[0] ^ (mask->at(0) & (is_long ? 0x0f : 0x1f));
+    out.pn_length = static_cast<std::size_t>(first & 0x03) + 1;
+    out.reserved_bits_zero = (first & (is_long ? 0x0c : 0x18)) == 0;
+    const std::size_t hdr_len = pn_offset + out.pn_length;
+    if (packet.size() < hdr_len + kAeadTagLen) return Error::truncated;
+
+    out.header.assign(packet.begin(), packet.begin() + static_cast<std::ptrdiff_t>(hdr_len));
+    out.header[0] = first;
+    std::uint64_t truncated = 0;
+    for (std::size_t i = 0; i < out.pn_length; ++i) {
+        out.header[pn_offset + i] ^= (*mask)[1 + i];
+        truncated = (truncated << 8) | out.header[pn_offset + i];
+    }
+    out.packet_number = decode_packet_number(largest_pn, truncated, out.pn_length);
+
+    const auto nonce = make_nonce(keys.iv, out.packet_number);
+    bssl::ScopedEVP_AEAD_CTX ctx;
+    if (!EVP_AEAD_CTX_init(ctx.get(), aead_for(keys.cipher), keys.key.data(), keys.key.size(),
+                           EVP_AEAD_DEFAULT_TAG_LENGTH, nullptr))
+        return Error::crypto;
+    const Bytes ct = packet.subspan(hdr_len);
+    out.payload.resize(ct.size());
+    std::size_t plain_len = 0;
+    if (!EVP_AEAD_CTX_open(ctx.get(), out.payload.data(), &plain_len, out.payload.size(), nonce.data(),
+                           nonce.size(), ct.data(), ct.size(), out.header.data(), out.header.size()))
+        return Error::crypto;
+    out.payload.resize(plain_len);
+    return out;
+}
+
+Result<OpenedPacket> open_initial(const PacketHeader& h, Bytes client_dcid, bool sent_by_client) {
+    if (h.type != PacketType::initial) return Error::invalid;
+    auto keys = derive_initial_keys(h.version, client_dcid);
+    if (!keys) return keys.error;
+    return open_packet(h.packet, h.pn_offset, sent_by_client ? keys->client : keys->server);
+}
+
+Result<std::vector<std::uint8_t>> seal_packet(Bytes header, std::size_t pn_offset, std::uint64_t pn,
+                                              Bytes payload, const PacketKeys& keys) {
+    if (!valid_keys(keys) || header.empty() || pn_offset >= header.size()) return Error::invalid;
+    const std::size_t pn_len = header.size() - pn_offset;
+    if (pn_len < 1 || pn_len > 4 || static_cast<std::size_t>(header[0] & 0x03) + 1 != pn_len)
+        return Error::invalid;
+    // Header protection samples 16 bytes starting 4 bytes past pn_offset.
+    if (pn_len + payload.size() + kAeadTagLen < 4 + kHpSampleLen) return Error::invalid;
+
+    std::vector<std::uint8_t> out(header.begin(), header.end());
+    out.resize(header.size() + payload.size() + kAeadTagLen);
+    const auto nonce = make_nonce(keys.iv, pn);
+    bssl::ScopedEVP_AEAD_CTX ctx;
+    if (!EVP_AEAD_CTX_init(ctx.get(), aead_for(keys.cipher), keys.key.data(), keys.key.size(),
+                           EVP_AEAD_DEFAULT_TAG_LENGTH, nullptr))
+        return Error::crypto;
+    std::size_t ct_len = 0;
+    if (!EVP_AEAD_CTX_seal(ctx.get(), out.data() + header.size(), &ct_len, out.size() - header.size(),
+                           nonce.data(), nonce.size(), payload.data(), payload.size(), header.data(),
+                           header.size()))
+        return Error::crypto;
+    out.resize(header.size() + ct_len);
+
+    auto mask = header_protection_mask(keys.cipher, keys.hp, Bytes(out).subspan(pn_offset + 4, kHpSampleLen));
+    if (!mask) return mask.error;
+    const bool is_long = (out[0] & 0x80) != 0;
+    out[0] = static_cast<std::uint8_t>(out[0] ^ ((*mask)[0] & (is_long ? 0x0f : 0x1f)));
+    for (std::size_t i = 0; i < pn_len; ++i) out[pn_offset + i] ^= (*mask)[1 + i];
+    return out;
+}
+
+Result<std::vector<std::uint8_t>> build_long_packet(const LongPacketSpec& spec, const PacketKeys& keys) {
+    if (!is_supported_version(spec.version) || spec.type == LongType::retry) return Error::invalid;
+    if (spec.pn_length < 1 || spec.pn_length > 4 || spec.dcid.size() > kMaxCidLenV1 ||
+        spec.scid.size() > kMaxCidLenV1)
+        return Error::invalid;
+    std::vector<std::uint8_t> h;
+    h.push_back(static_cast<std::uint8_t>(0xc0 | (long_type_to_bits(spec.version, spec.type) << 4) |
+                                          (spec.pn_length - 1)));
+    for (int shift = 24; shift >= 0; shift -= 8) h.push_back(static_cast<std::uint8_t>(spec.version >> shift));
+    h.push_back(static_cast<std::uint8_t>(spec.dcid.size()));
+    h.insert(h.end(), spec.dcid.begin(), spec.dcid.end());
+    h.push_back(static_cast<std::uint8_t>(spec.scid.size()));
+    h.insert(h.end(), spec.scid.begin(), spec.scid.end());
+    if (spec.type == LongType::initial) {
+        if (!encode_varint(spec.token.size(), h)) return Error::invalid;
+        h.insert(h.end(), spec.token.begin(), spec.token.end());
+    } else if (!spec.token.empty()) {
+        return Error::invalid;
+    }
+    const std::uint64_t length = spec.pn_length + spec.payload.size() + kAeadTagLen;
+    if (!encode_varint_fixed(length, std::max<std::size_t>(2, varint_size(length)), h)) return Error::invalid;
+    const std::size_t pn_offset = h.size();
+    for (std::size_t i = spec.pn_length; i-- > 0;) h.push_back(static_cast<std::uint8_t>(spec.packet_number >> (8 * i)));
+    return seal_packet(h, pn_offset, spec.packet_number, spec.payload, keys);
+}
+
+Result<std::array<std::uint8_t, 16>> retry_integrity_tag(std::uint32_t version, Bytes original_dcid,
+                                                         Bytes retry_without_tag) {
+    const auto* info = version_info(version);
+    if (!info) return Error::unsupported_version;
+    if (original_dcid.size() > 255) return Error::invalid;
+    // Retry Pseudo-Packet (RFC 9001 5.8): ODCID length, ODCID, then the Retry minus tag.
+    std::vector<std::uint8_t> pseudo;
+    pseudo.reserve(1 + original_dcid.size() + retry_without_tag.size());
+    pseudo.push_back(static_cast<std::uint8_t>(original_dcid.size()));
+    pseudo.insert(pseudo.end(), original_dcid.begin(), original_dcid.end());
+    pseudo.insert(pseudo.end(), retry_without_tag.begin(), retry_without_tag.end());
+
+    bssl::ScopedEVP_AEAD_CTX ctx;
+    if (!EVP_AEAD_CTX_init(ctx.get(), EVP_aead_aes_128_gcm(), info->retry_key.data(), info->retry_key.size(),
+                           EVP_AEAD_DEFAULT_TAG_LENGTH, nullptr))
+        return Error::crypto;
+    std::array<std::uint8_t, 16> tag{};
+    std::size_t tag_len = 0;
+    // The tag is the AEAD output for an empty plaintext with the pseudo-packet as AAD.
+    if (!EVP_AEAD_CTX_seal(ctx.get(), tag.data(), &tag_len, tag.size(), info->retry_nonce.data(),
+                           info->retry_nonce.size(), nullptr, 0, pseudo.data(), pseudo.size()) ||
+        tag_len != tag.size())
+        return Error::crypto;
+    return tag;
+}
+
+bool verify_retry(const PacketHeader& retry, Bytes original_dcid) {
+    if (retry.type != PacketType::retry || retry.retry_tag.size() != kRetryTagLen ||
+        retry.packet.size() < kRetryTagLen)
+        return false;
+    auto tag = retry_integrity_tag(retry.version, original_dcid, retry.packet.first(retry.packet.size() - kRetryTagLen));
+    if (!tag) return false;
+    // Constant-time compare is not needed for a public tag, but costs nothing.
+    std::uint8_t diff = 0;
+    for (std::size_t i = 0; i < kRetryTagLen; ++i) diff |= static_cast<std::uint8_t>(tag->at(i) ^ retry.retry_tag[i]);
+    return diff == 0;
+}
+
+}  // namespace edge::quic
