@@ -1,6 +1,7 @@
 #include "net/packet.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "net/checksum.hpp"
 #include "net/flow.hpp"
@@ -270,7 +271,10 @@ void parse_ipv4(Packet& p, Bytes d, std::size_t off, bool checksums) {
     p.proto = d[off + 9];
     p.src = addr4(d, off + 12);
     p.dst = addr4(d, off + 16);
-    p.ip_checksum_ok = internet_checksum(d.subspan(off, ihl)) == 0;
+    if (checksums) {
+        p.ip_checksum_checked = true;
+        p.ip_checksum_ok = internet_checksum(d.subspan(off, ihl)) == 0;
+    }
     uint16_t ff = be16(d, off + 6);
     p.frag_id = be16(d, off + 4);
     p.dont_fragment = ff & 0x4000;
@@ -411,11 +415,23 @@ Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOpt
     }
     p.l2_len = off;
     p.ethertype = type;
-    if (type == kEthIpv4) parse_ipv4(p, d, off, opts.l4_checksums);
-    else if (type == kEthIpv6) parse_ipv6(p, d, off, opts.l4_checksums);
+    if (type == kEthIpv4) parse_ipv4(p, d, off, opts.checksums);
+    else if (type == kEthIpv6) parse_ipv6(p, d, off, opts.checksums);
     else return fail(p, ParseStatus::not_ip, "not IPv4 or IPv6");
 
-    if (p.ip_version != 0) p.key = make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto);
+    if (p.ip_version != 0) {
+        // Filled from the header bytes directly (not through IpAddr): this is the
+        // per-packet hot path of every capture reader.
+        edge_flow_key& k = p.key;
+        const bool v4 = p.ip_version == 4;
+        const std::size_t n = v4 ? 4 : 16;
+        std::memcpy(k.src, d.data() + p.l3_off + (v4 ? 12 : 8), n);
+        std::memcpy(k.dst, d.data() + p.l3_off + (v4 ? 16 : 24), n);
+        k.sport = __builtin_bswap16(p.sport);  // wire order (little-endian hosts only, flow.h)
+        k.dport = __builtin_bswap16(p.dport);
+        k.proto = p.proto;
+        k.family = v4 ? EDGE_FAMILY_V4 : EDGE_FAMILY_V6;
+    }
     return p;
 }
 

@@ -65,6 +65,7 @@ struct Packet {
     uint8_t proto = 0;  // final upper-layer protocol (after IPv6 extension headers)
     uint8_t ttl = 0;    // TTL or hop limit
     bool ip_options = false;         // IPv4 IHL > 5
+    bool ip_checksum_checked = false;  // ParseOptions::checksums and IPv4
     bool ip_checksum_ok = false;     // IPv4 header checksum verifies (IPv6: false)
     bool snap_truncated = false;     // captured less than the IP length says
     bool fragment = false;           // part of a fragmented datagram
@@ -95,9 +96,10 @@ struct Packet {
 };
 
 struct ParseOptions {
-    // Verifying TCP/UDP/ICMP checksums reads the whole payload; tools that only need
-    // flows (maglev-calc pcap over millions of packets) turn it off.
-    bool l4_checksums = true;
+    // Verify the IPv4 header and TCP/UDP/ICMP checksums. The L4 one reads the whole
+    // payload; tools that only need flows (maglev-calc pcap over millions of
+    // packets) turn checking off.
+    bool checksums = true;
 };
 
 Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOptions& opts = {});
