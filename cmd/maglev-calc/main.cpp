@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
     auto* pcap = tool.command("pcap", "Packets, bytes and flows per backend for a capture", with_out(run_pcap));
     table_options(tool, pcap, o);
     pcap_options(tool, pcap, o, true);
+    pcap->add_option("-t,--threads", o.threads, "Worker threads for a mapped pcap file (0 = one per core, up to 4)")
+        ->check(CLI::Range(0u, 64u));
 
     return tool.run(argc, argv);
 }

@@ -24,6 +24,7 @@ struct Options {
     std::string pcap;
     std::string filter;  // libpcap filter expression for --pcap
     BackendSet to;       // diff: the new set
+    unsigned threads = 0;  // pcap: worker threads (0 = one per core, up to 4)
 };
 
 edge::hash::Key hash_key(const Options& o);

@@ -1,5 +1,6 @@
 // maglev-calc pcap: packets, bytes and flows per backend for a capture, with imbalance.
 #include <algorithm>
+#include <iterator>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -7,7 +8,7 @@
 #include "flows/flow_map.hpp"
 #include "options.hpp"
 #include "pcap/filter.hpp"
-#include "pcap/scan.hpp"
+#include "pcap/parallel_scan.hpp"
 
 namespace maglev_calc {
 
@@ -21,38 +22,56 @@ int run_pcap(const Options& o, edge::out::Output& out) {
     struct Acc {
         uint64_t packets = 0, bytes = 0, flows = 0;
     };
-    std::vector<Acc> acc(backends.size());
-    edge::flows::FlowMap<char> seen(1 << 16);
-    // Packets are handled in batches: hash and prefetch the flow-map slot of each,
-    // then count them, so the map's cache misses overlap instead of queueing.
-    struct Item {
-        edge_flow_key key;
-        uint64_t hash;
-        uint32_t len;
-    };
-    constexpr size_t batch_size = 16;
-    Item batch[batch_size];
-    size_t n = 0;
-    auto flush = [&] {
-        for (size_t i = 0; i < n; i++) {
-            Acc& a = acc[table.lookup(batch[i].hash)];
-            a.packets++;
-            a.bytes += batch[i].len;
-            bool fresh;
-            seen.get(batch[i].key, batch[i].hash, fresh);
-            a.flows += fresh;
+    // One state per worker thread: counters and the flows it saw, merged below.
+    struct State {
+        std::vector<Acc> acc;
+        edge::flows::FlowMap<char> seen{1 << 16};
+        struct Item {
+            edge_flow_key key;
+            uint64_t hash;
+            uint32_t len;
+        };
+        // Packets are handled in batches: hash and prefetch the flow-map slot of each,
+        // then count them, so the map's cache misses overlap instead of queueing.
+        Item batch[16];
+        size_t n = 0;
+        void flush(const edge::maglev::Table& t) {
+            for (size_t i = 0; i < n; i++) {
+                Acc& a = acc[t.lookup(batch[i].hash)];
+                a.packets++;
+                a.bytes += batch[i].len;
+                bool fresh;
+                seen.get(batch[i].key, batch[i].hash, fresh);
+            }
+            n = 0;
         }
-        n = 0;
     };
-    auto st = edge::pcap::scan(r, [&](const edge::net::Packet& p, const edge::pcap::Frame& fr) {
-        Item& it = batch[n++];
+    std::vector<State> states(o.threads ? o.threads : edge::pcap::scan_threads(4));
+    for (auto& s : states) s.acc.resize(backends.size());
+    auto st = edge::pcap::scan_parallel(r, states, [&](State& s, const edge::net::Packet& p, const edge::pcap::Frame& fr) {
+        auto& it = s.batch[s.n++];
         it.key = p.key;
         it.hash = edge::hash::flow_hash(p.key, key);
         it.len = fr.wire_len;
-        seen.prefetch(it.hash);
-        if (n == batch_size) flush();
+        s.seen.prefetch(it.hash);
+        if (s.n == std::size(s.batch)) s.flush(table);
     });
-    flush();
+    std::vector<Acc> acc(backends.size());
+    for (auto& s : states) {
+        s.flush(table);
+        for (size_t i = 0; i < acc.size(); i++) {
+            acc[i].packets += s.acc[i].packets;
+            acc[i].bytes += s.acc[i].bytes;
+        }
+    }
+    // Distinct flows: a flow seen by several workers counts once.
+    auto& all = states[0].seen;
+    for (size_t w = 1; w < states.size(); w++)
+        states[w].seen.for_each([&](const edge_flow_key& k, uint64_t h, char) {
+            bool fresh;
+            all.get(k, h, fresh);
+        });
+    all.for_each([&](const edge_flow_key&, uint64_t h, char) { acc[table.lookup(h)].flows++; });
 
     const double total_w = std::accumulate(backends.begin(), backends.end(), 0.0,
                                            [](double s, const edge::maglev::Backend& b) { return s + b.weight; });

@@ -43,6 +43,9 @@ public:
     // Bytes of the file consumed so far and its size (0 for pipes): for progress.
     uint64_t position() const;
     uint64_t size() const { return size_; }
+    // Frames stay valid after the next call (they point into the mapped file), so
+    // they can be handed to other threads.
+    bool mapped() const { return map_ != nullptr; }
 
 private:
     bool next_mapped(Frame& f);

@@ -39,3 +39,4 @@ complete -c maglev-calc -n '__fish_seen_subcommand_from pcap' -s m -l size -x -d
 complete -c maglev-calc -n '__fish_seen_subcommand_from pcap' -l hash-key -x -d 'SipHash key for the flow hash: 32 hex digits (must match xdp-lb)'
 complete -c maglev-calc -n '__fish_seen_subcommand_from pcap' -l pcap -r -F -d 'Capture to read (pcap or pcapng; '\''-'\'' for stdin)'
 complete -c maglev-calc -n '__fish_seen_subcommand_from pcap' -s f -l filter -x -d 'libpcap filter applied to the capture, e.g. '\''dst port 443'\'''
+complete -c maglev-calc -n '__fish_seen_subcommand_from pcap' -s t -l threads -x -d 'Worker threads for a mapped pcap file (0 = one per core, up to 4)'

@@ -154,6 +154,15 @@ expect_jsonl
 [ "$(jq -r 'select(.type=="maglev_pcap") | .flows' "$OUT")" = 500 ] || fail "500 flows"
 [ "$(jq -s '[.[] | select(.type=="maglev_pcap_backend") | .packets] | add' "$OUT")" = 5000 ] || fail "sum"
 
+case_ "pcap: worker threads give the same answer as one thread"
+run $M pcap -b a,b,c --pcap "$T/cap.pcap" -j -t 1
+cp "$OUT" "$T/t1.jsonl"
+for t in 2 3; do
+    run $M pcap -b a,b,c --pcap "$T/cap.pcap" -j -t $t
+    expect_rc 0
+    cmp -s "$OUT" "$T/t1.jsonl" || fail "-t $t differs from -t 1"
+done
+
 case_ "pcap: from stdin, with a filter"
 run_stdin "$T/cap.pcap" $M pcap -b a,b,c --pcap - -f 'udp' -j
 expect_rc 0
