@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xdp-lb: the map layout shared by the XDP programs (bpf/xdp_lb.bpf.c,
+ * bpf/xdp_decap.bpf.c) and the control plane (cmd/xdp-lb). Plain C, no libc.
+ *
+ * Map layout (documented in xdp-lb(8), MAP LAYOUT):
+ *
+ *   xlb_services  HASH      struct xlb_vip_key -> struct xlb_service
+ *                           (VIP address, port, protocol) -> service id and the
+ *                           active half of its Maglev table.
+ *   xlb_vips      HASH      struct xlb_addr_key -> __u32 (number of services)
+ *                           every VIP address, so fragments and truncated packets
+ *                           to a VIP are recognised without ports.
+ *   xlb_ring      ARRAY     __u32 index -> __u32 backend id
+ *                           ONE big array: service s owns two halves of M entries,
+ *                           at (2*s + half) * M. The control plane writes the
+ *                           inactive half, then flips xlb_service.ring_base with one
+ *                           map update: no packet ever sees a half-written table.
+ *   xlb_backends  ARRAY     backend id -> struct xlb_backend (address, MAC)
+ *   xlb_quic_ids  HASH      QUIC server id -> backend id
+ *   xlb_conntrack LRU_HASH  struct edge_flow_key -> struct xlb_ct_value
+ *   xlb_config    ARRAY[1]  struct xlb_config (hash key, encap sources, QUIC CID format)
+ *   xlb_svc_stats PERCPU_ARRAY service id -> struct xlb_svc_stats
+ *   xlb_be_stats  PERCPU_ARRAY backend id -> struct xlb_be_stats
+ *   xlb_reasons   PERCPU_ARRAY enum xlb_reason -> __u64 packets
+ */
+#ifndef EDGE_LB_H
+#define EDGE_LB_H
+
+#include "edge/flow.h"
+
+#define XLB_MAX_SERVICES_DEFAULT 64
+#define XLB_MAX_BACKENDS 4096
+#define XLB_NO_BACKEND 0xffffffffu
+
+/* Outer headers added in front of the inner IP packet. */
+#define XLB_IPPROTO_IPIP 4
+#define XLB_IPPROTO_IPV6 41
+
+/* struct xlb_service.flags */
+#define XLB_SVC_QUIC 0x1
+
+struct xlb_vip_key {
+	edge_u8 addr[16]; /* IPv4 in the first 4 bytes, rest zero */
+	edge_u16 port;    /* big-endian */
+	edge_u8 proto;    /* 6 tcp, 17 udp */
+	edge_u8 family;   /* EDGE_FAMILY_V4 / EDGE_FAMILY_V6 */
+};
+
+struct xlb_addr_key {
+	edge_u8 addr[16];
+	edge_u8 family;
+	edge_u8 pad[3];
+};
+
+struct xlb_service {
+	edge_u32 id;        /* index into xlb_svc_stats */
+	edge_u32 flags;     /* XLB_SVC_* */
+	edge_u32 ring_base; /* first entry of the active table in xlb_ring */
+	edge_u32 ring_size; /* M, a prime */
+};
+
+/* struct xlb_backend.flags */
+#define XLB_BE_MAC 0x1 /* use mac as the destination MAC */
+
+struct xlb_backend {
+	edge_u8 addr[16];
+	edge_u8 family; /* 0: unused id */
+	edge_u8 flags;
+	edge_u8 mac[6];
+};
+
+struct xlb_ct_value {
+	edge_u32 backend;
+	edge_u32 service;
+};
+
+/* struct xlb_config.flags */
+#define XLB_CFG_NEXT_HOP_MAC 0x1
+
+struct xlb_config {
+	edge_u64 hash_k0, hash_k1;
+	/* Outer IPv4 source: src4 | (per-flow bits & ~mask4), all network order. */
+	edge_u32 src4, mask4;
+	/* Outer IPv6 source: src6 with its last 4 bytes OR-ed with per-flow bits & ~mask6_low. */
+	edge_u8 src6[16];
+	edge_u32 mask6_low; /* network order mask of the last 32 bits */
+	edge_u8 flags;
+	edge_u8 next_hop_mac[6];
+	/* QUIC short header CIDs (QUIC-LB plaintext): first octet = config id (3 bits)
+	 * | length self-description (5 bits); server id in the next quic_sid_len octets. */
+	edge_u8 quic_sid_len; /* 1..4, 0 disables CID routing */
+	edge_u8 quic_config_id; /* 0..6 */
+	edge_u8 pad[3];
+};
+
+enum xlb_reason {
+	XLB_R_TX = 0,          /* encapsulated and sent (XDP_TX) */
+	XLB_R_PASS_NOT_IP,     /* not IPv4/IPv6: XDP_PASS */
+	XLB_R_PASS_NOT_VIP,    /* IP but no service: XDP_PASS */
+	XLB_R_PASS_TRUNCATED,  /* cut inside a header, not to a VIP: XDP_PASS */
+	XLB_R_DROP_TRUNCATED,  /* to a VIP but cut inside a header: XDP_DROP */
+	XLB_R_DROP_FRAGMENT,   /* IP fragment to a VIP: XDP_DROP */
+	XLB_R_IP_OPTIONS,      /* IPv4 options to a VIP: forwarded, counted */
+	XLB_R_DROP_NO_BACKEND, /* the service has no backend (all drained): XDP_DROP */
+	XLB_R_DROP_ENCAP,      /* no room to add the outer header: XDP_DROP */
+	XLB_R_ICMP_TOO_BIG,    /* ICMP frag-needed / ICMPv6 too-big sent to the flow's backend */
+	XLB_R_PASS_ICMP,       /* other ICMP to a VIP, or quoting no VIP flow: XDP_PASS */
+	XLB_R_QUIC_CID,        /* QUIC short header routed by the server id */
+	XLB_R_QUIC_CID_UNKNOWN,/* QUIC short header, unknown/unroutable id: Maglev */
+	XLB_R_COUNT
+};
+
+struct xlb_svc_stats {
+	edge_u64 packets, bytes; /* bytes of the inner packet (as received, L3 and up) */
+	edge_u64 new_flows;      /* conntrack misses that took the Maglev choice */
+	edge_u64 ct_hits;
+	edge_u64 ct_misses;
+	edge_u64 quic_cid;       /* short-header packets routed by server id */
+	edge_u64 drops;
+	edge_u64 pad;
+};
+
+struct xlb_be_stats {
+	edge_u64 packets, bytes, new_flows, pad;
+};
+
+/* xdp_decap */
+enum xdec_reason {
+	XDEC_R_DECAP_V4 = 0, /* outer IPv4 removed */
+	XDEC_R_DECAP_V6,     /* outer IPv6 removed */
+	XDEC_R_PASS_NOT_ENCAP,
+	XDEC_R_PASS_NOT_LOCAL, /* encapsulated, but the outer destination is not ours */
+	XDEC_R_DROP_MALFORMED, /* encapsulated to us, inner header missing or wrong */
+	XDEC_R_COUNT
+};
+
+/*
+ * Per-flow bits for the outer source address (so backends' RSS spreads flows
+ * over receive queues) and the outer IPv6 flow label: a mix of the client
+ * address and the ports. Cheap, and the same in BPF and in user space (tests).
+ */
+EDGE_INLINE edge_u32 xlb_flow_hint(const struct edge_flow_key *k)
+{
+	edge_u32 a, b, c, d, x;
+	__builtin_memcpy(&a, &k->src[0], 4);
+	__builtin_memcpy(&b, &k->src[4], 4);
+	__builtin_memcpy(&c, &k->src[8], 4);
+	__builtin_memcpy(&d, &k->src[12], 4);
+	x = a ^ b ^ c ^ d ^ (((edge_u32)k->sport << 16) | k->dport) ^ k->proto;
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	return x;
+}
+
+#endif /* EDGE_LB_H */

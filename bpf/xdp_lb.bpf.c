@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xdp_lb: an XDP layer-4 load balancer (Unimog/Katran class).
+ *
+ * For a packet to a service (VIP, port, protocol):
+ *   1. QUIC short header on a QUIC service: the server id in the destination
+ *      connection id picks the backend (xlb_quic_ids); unknown ids go on to 2.
+ *   2. Connection table (LRU): an established flow keeps its backend.
+ *      A TCP SYN (without ACK) always takes step 3: it starts a new connection.
+ *   3. Maglev: slot = flow_hash(key) % M in the service's active table; the
+ *      choice is written to the connection table.
+ * then the packet is encapsulated (IPv4-in-IPv4, IPv6-in-IPv6, IPv4-in-IPv6 or
+ * IPv6-in-IPv4) to the backend and sent back out with XDP_TX.
+ *
+ * ICMP "fragmentation needed" / ICMPv6 "packet too big" quoting a VIP flow go to
+ * the backend that owns the quoted flow (connection table, else Maglev).
+ * IP fragments to a VIP are dropped (no L4 ports to balance on), counted.
+ * IPv4 options are forwarded untouched inside the tunnel, counted.
+ * Everything that is not for a VIP passes untouched (XDP_PASS).
+ *
+ * The map layout is in edge/lb.h.
+ */
+#include "parse.bpf.h"
+
+#include "edge/lb.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_SERVICES_DEFAULT);
+	__type(key, struct xlb_vip_key);
+	__type(value, struct xlb_service);
+} xlb_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_SERVICES_DEFAULT);
+	__type(key, struct xlb_addr_key);
+	__type(value, __u32);
+} xlb_vips SEC(".maps");
+
+/* Sized by the control plane before load: 2 * max_services * M. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 7);
+	__type(key, __u32);
+	__type(value, __u32);
+} xlb_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_backend);
+} xlb_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xlb_quic_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct edge_flow_key);
+	__type(value, struct xlb_ct_value);
+} xlb_conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_config);
+} xlb_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_MAX_SERVICES_DEFAULT);
+	__type(key, __u32);
+	__type(value, struct xlb_svc_stats);
+} xlb_svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xlb_be_stats);
+} xlb_be_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_R_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} xlb_reasons SEC(".maps");
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline int count(__u32 reason, int verdict)
+{
+	__u64 *c = bpf_map_lookup_elem(&xlb_reasons, &reason);
+	if (c)
+		*c += 1;
+	return verdict;
+}
+
+static __always_inline int is_vip_addr(const struct edge_flow_key *k)
+{
+	struct xlb_addr_key a;
+	__builtin_memset(&a, 0, sizeof(a));
+	__builtin_memcpy(a.addr, k->dst, 16);
+	a.family = k->family;
+	return bpf_map_lookup_elem(&xlb_vips, &a) != 0;
+}
+
+static __always_inline struct xlb_service *find_service(const __u8 *addr, __be16 port, __u8 proto, __u8 family)
+{
+	struct xlb_vip_key vk;
+	__builtin_memset(&vk, 0, sizeof(vk));
+	__builtin_memcpy(vk.addr, addr, 16);
+	vk.port = port;
+	vk.proto = proto;
+	vk.family = family;
+	return bpf_map_lookup_elem(&xlb_services, &vk);
+}
+
+static __always_inline struct xlb_backend *backend_by_id(__u32 id)
+{
+	struct xlb_backend *be = bpf_map_lookup_elem(&xlb_backends, &id);
+	if (!be || !be->family)
+		return 0;
+	return be;
+}
+
+/* Maglev: the backend id in the service's active table for this flow. */
+static __always_inline __u32 maglev_pick(const struct edge_flow_key *key, const struct xlb_service *svc,
+					 const struct xlb_config *cfg)
+{
+	__u64 h;
+	__u32 idx, *bid;
+
+	if (!svc->ring_size)
+		return XLB_NO_BACKEND;
+	h = edge_flow_hash(key, cfg->hash_k0, cfg->hash_k1);
+	idx = svc->ring_base + (__u32)(h % svc->ring_size);
+	bid = bpf_map_lookup_elem(&xlb_ring, &idx);
+	return bid ? *bid : XLB_NO_BACKEND;
+}
+
+/* QUIC-LB plaintext CID: octet 0 = config id (3 bits) | length (5 bits), then the server id. */
+static __always_inline __u32 quic_route(__u8 *udp, void *data_end, const struct xlb_config *cfg)
+{
+	__u8 *q = udp + 8; /* after the UDP header */
+	__u32 sid = 0, *bid;
+	__u8 n = cfg->quic_sid_len;
+
+	if (!n || n > 4)
+		return XLB_NO_BACKEND;
+	if ((void *)(q + 2) > data_end)
+		return XLB_NO_BACKEND;
+	if (q[0] & 0x80) /* long header: Maglev */
+		return XLB_NO_BACKEND;
+	if ((q[1] >> 5) != cfg->quic_config_id)
+		return XLB_NO_BACKEND - 1; /* unroutable / other configuration */
+	if ((void *)(q + 6) > data_end)
+		return XLB_NO_BACKEND - 1; /* shorter than any CID we issue */
+	sid = q[2];
+	if (n > 1)
+		sid = (sid << 8) | q[3];
+	if (n > 2)
+		sid = (sid << 8) | q[4];
+	if (n > 3)
+		sid = (sid << 8) | q[5];
+	bid = bpf_map_lookup_elem(&xlb_quic_ids, &sid);
+	if (!bid)
+		return XLB_NO_BACKEND - 1;
+	return *bid;
+}
+
+struct inner_info {
+	__u32 len;  /* inner IP packet length from its header */
+	__u8 tos;
+	__u8 df;
+	__u8 family;
+};
+
+static __always_inline __u16 csum_fold(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* Prepends the outer header for `be`; the L2 header (with VLAN tags) moves to the front. */
+static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct inner_info *in,
+				 const struct xlb_backend *be, const struct xlb_config *cfg, __u32 hint)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 l2[22];
+	int olen = be->family == EDGE_FAMILY_V4 ? 20 : 40;
+	__u8 inner_proto = in->family == EDGE_FAMILY_V4 ? XLB_IPPROTO_IPIP : XLB_IPPROTO_IPV6;
+	__u8 *eth;
+
+	if (l3_off != 14 && l3_off != 18 && l3_off != 22)
+		return -1;
+	if (data + 22 > data_end)
+		return -1;
+	__builtin_memcpy(l2, data, 22);
+	if (in->len + olen > 0xffff)
+		return -1;
+	/* Ethernet padding after the inner packet is not carried into the tunnel. */
+	{
+		__u64 frame = bpf_xdp_get_buff_len(ctx);
+		__u64 want = l3_off + in->len;
+		if (frame > want && frame - want < 64 && bpf_xdp_adjust_tail(ctx, -(int)(frame - want)))
+			return -1;
+	}
+	if (bpf_xdp_adjust_head(ctx, -olen))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + 22 + 40 > data_end)
+		return -1;
+	eth = data;
+	/* L2: to the backend's MAC, the next hop's, or back to the sender; from the MAC we were sent to. */
+	if (be->flags & XLB_BE_MAC)
+		__builtin_memcpy(eth, be->mac, 6);
+	else if (cfg->flags & XLB_CFG_NEXT_HOP_MAC)
+		__builtin_memcpy(eth, cfg->next_hop_mac, 6);
+	else
+		__builtin_memcpy(eth, l2 + 6, 6);
+	__builtin_memcpy(eth + 6, l2, 6);
+	__be16 etype = be->family == EDGE_FAMILY_V4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+	if (l3_off == 14) {
+		__builtin_memcpy(eth + 12, &etype, 2);
+	} else if (l3_off == 18) {
+		__builtin_memcpy(eth + 12, l2 + 12, 4);
+		__builtin_memcpy(eth + 16, &etype, 2);
+	} else {
+		__builtin_memcpy(eth + 12, l2 + 12, 8);
+		__builtin_memcpy(eth + 20, &etype, 2);
+	}
+
+	if (be->family == EDGE_FAMILY_V4) {
+		struct iphdr *ip = data + l3_off;
+		__u16 *w = (__u16 *)ip;
+		__u32 s = 0, src;
+		int i;
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = in->tos;
+		ip->tot_len = bpf_htons(in->len + 20);
+		ip->id = 0;
+		ip->frag_off = in->df ? bpf_htons(0x4000) : 0;
+		ip->ttl = 64;
+		ip->protocol = inner_proto;
+		ip->check = 0;
+		src = cfg->src4 | (bpf_htonl(hint) & ~cfg->mask4);
+		ip->saddr = src;
+		__builtin_memcpy(&ip->daddr, be->addr, 4);
+#pragma unroll
+		for (i = 0; i < 10; i++)
+			s += w[i];
+		ip->check = csum_fold(s);
+	} else {
+		struct ipv6hdr *ip6 = data + l3_off;
+		__u32 low;
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		ip6->version = 6;
+		ip6->priority = in->tos >> 4;
+		ip6->flow_lbl[0] = ((in->tos & 0xf) << 4) | ((hint >> 16) & 0xf);
+		ip6->flow_lbl[1] = (hint >> 8) & 0xff;
+		ip6->flow_lbl[2] = hint & 0xff;
+		ip6->payload_len = bpf_htons(in->len);
+		ip6->nexthdr = inner_proto;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, cfg->src6, 12);
+		__builtin_memcpy(&low, cfg->src6 + 12, 4);
+		low |= bpf_htonl(hint) & ~cfg->mask6_low;
+		__builtin_memcpy((__u8 *)&ip6->saddr + 12, &low, 4);
+		__builtin_memcpy(&ip6->daddr, be->addr, 16);
+	}
+	return 0;
+}
+
+static __always_inline int send(struct xdp_md *ctx, struct edge_parsed *p, const struct inner_info *in,
+				__u32 bid, struct xlb_svc_stats *ss, const struct xlb_config *cfg, int new_flow,
+				const struct edge_flow_key *hint_key, int *grown)
+{
+	struct xlb_backend *be = backend_by_id(bid);
+	struct xlb_be_stats *bs;
+
+	if (!be) {
+		if (ss)
+			ss->drops++;
+		return count(XLB_R_DROP_NO_BACKEND, XDP_DROP);
+	}
+	if (encap(ctx, p->l3_off, in, be, cfg, xlb_flow_hint(hint_key))) {
+		if (ss)
+			ss->drops++;
+		return count(XLB_R_DROP_ENCAP, XDP_DROP);
+	}
+	*grown = be->family == EDGE_FAMILY_V4 ? 20 : 40;
+	if (ss) {
+		ss->packets++;
+		ss->bytes += in->len;
+	}
+	bs = bpf_map_lookup_elem(&xlb_be_stats, &bid);
+	if (bs) {
+		bs->packets++;
+		bs->bytes += in->len;
+		bs->new_flows += new_flow;
+	}
+	return count(XLB_R_TX, XDP_TX);
+}
+
+/* Reads the inner length, TOS and DF of the packet at l3_off; -1 when the header lies. */
+static __always_inline int inner_info(void *data, void *data_end, __u32 l3_off, __u8 family, struct inner_info *in)
+{
+	if (l3_off > 22)
+		return -1;
+	in->family = family;
+	if (family == EDGE_FAMILY_V4) {
+		struct iphdr *ip = data + l3_off;
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		in->len = bpf_ntohs(ip->tot_len);
+		in->tos = ip->tos;
+		in->df = (ip->frag_off & bpf_htons(0x4000)) != 0;
+		if (in->len < ip->ihl * 4)
+			return -1;
+	} else {
+		struct ipv6hdr *ip6 = data + l3_off;
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		in->len = bpf_ntohs(ip6->payload_len) + 40;
+		in->tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+		in->df = 1;
+	}
+	if (in->len > 0xfff0 || data + l3_off + in->len > data_end)
+		return -1;
+	return 0;
+}
+
+/* ICMP frag-needed / ICMPv6 too-big quoting a packet a VIP sent: to the flow's backend. */
+static __always_inline int handle_icmp(struct xdp_md *ctx, struct edge_parsed *p, const struct xlb_config *cfg,
+				       int *grown)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct edge_flow_key flow;
+	struct xlb_service *svc;
+	struct xlb_svc_stats *ss;
+	struct xlb_ct_value *ct;
+	struct inner_info in;
+	__u32 off = p->l4_off, bid, sid;
+	__u8 *icmp;
+
+	if (off == 0 || off > 22 + 60 + 40)
+		return count(XLB_R_PASS_ICMP, XDP_PASS);
+	icmp = data + off;
+	if ((void *)(icmp + 8) > data_end)
+		return count(XLB_R_PASS_ICMP, XDP_PASS);
+	__builtin_memset(&flow, 0, sizeof(flow));
+	if (p->key.family == EDGE_FAMILY_V4) {
+		struct iphdr *q = (void *)(icmp + 8);
+		__u16 *ports;
+		if (icmp[0] != 3 || icmp[1] != 4)
+			return count(XLB_R_PASS_ICMP, XDP_PASS);
+		if ((void *)(q + 1) > data_end || q->version != 4 || q->ihl < 5)
+			return count(XLB_R_PASS_ICMP, XDP_PASS);
+		ports = (void *)q + q->ihl * 4;
+		if ((void *)(ports + 2) > data_end)
+			return count(XLB_R_PASS_ICMP, XDP_PASS);
+		/* The quoted packet went VIP -> client: the flow is its reverse. */
+		__builtin_memcpy(flow.src, &q->daddr, 4);
+		__builtin_memcpy(flow.dst, &q->saddr, 4);
+		flow.sport = ports[1];
+		flow.dport = ports[0];
+		flow.proto = q->protocol;
+		flow.family = EDGE_FAMILY_V4;
+	} else {
+		struct ipv6hdr *q = (void *)(icmp + 8);
+		__u16 *ports;
+		if (icmp[0] != 2)
+			return count(XLB_R_PASS_ICMP, XDP_PASS);
+		if ((void *)(q + 1) > data_end)
+			return count(XLB_R_PASS_ICMP, XDP_PASS);
+		ports = (void *)(q + 1);
+		if ((void *)(ports + 2) > data_end)
+			return count(XLB_R_PASS_ICMP, XDP_PASS);
+		__builtin_memcpy(flow.src, &q->daddr, 16);
+		__builtin_memcpy(flow.dst, &q->saddr, 16);
+		flow.sport = ports[1];
+		flow.dport = ports[0];
+		flow.proto = q->nexthdr;
+		flow.family = EDGE_FAMILY_V6;
+	}
+	if (flow.proto != IPPROTO_TCP && flow.proto != IPPROTO_UDP)
+		return count(XLB_R_PASS_ICMP, XDP_PASS);
+	svc = find_service(flow.dst, flow.dport, flow.proto, flow.family);
+	if (!svc)
+		return count(XLB_R_PASS_ICMP, XDP_PASS);
+	if (inner_info(data, data_end, p->l3_off, p->key.family, &in))
+		return count(XLB_R_DROP_TRUNCATED, XDP_DROP);
+	sid = svc->id;
+	ss = bpf_map_lookup_elem(&xlb_svc_stats, &sid);
+	ct = bpf_map_lookup_elem(&xlb_conntrack, &flow);
+	if (ct && backend_by_id(ct->backend))
+		bid = ct->backend;
+	else
+		bid = maglev_pick(&flow, svc, cfg);
+	count(XLB_R_ICMP_TOO_BIG, 0);
+	return send(ctx, p, &in, bid, ss, cfg, 0, &flow, grown);
+}
+
+static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct edge_parsed p;
+	struct xlb_service *svc;
+	struct xlb_svc_stats *ss;
+	struct xlb_ct_value *ct, nct;
+	struct xlb_config *cfg;
+	struct inner_info in;
+	__u32 zero = 0, bid, sid;
+	int rc, new_flow = 0;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	rc = edge_parse(data, data_end, &p);
+	if (rc == EDGE_PARSE_NOT_IP)
+		return count(XLB_R_PASS_NOT_IP, XDP_PASS);
+	if (rc != EDGE_PARSE_OK) {
+		if (p.key.family && is_vip_addr(&p.key))
+			return count(XLB_R_DROP_TRUNCATED, XDP_DROP);
+		return count(XLB_R_PASS_TRUNCATED, XDP_PASS);
+	}
+	if (p.fragment) {
+		if (is_vip_addr(&p.key))
+			return count(XLB_R_DROP_FRAGMENT, XDP_DROP);
+		return count(XLB_R_PASS_NOT_VIP, XDP_PASS);
+	}
+	cfg = bpf_map_lookup_elem(&xlb_config, &zero);
+	if (!cfg)
+		return XDP_PASS;
+	if (p.key.proto == IPPROTO_ICMP || p.key.proto == 58)
+		return handle_icmp(ctx, &p, cfg, grown);
+
+	svc = find_service(p.key.dst, p.key.dport, p.key.proto, p.key.family);
+	if (!svc)
+		return count(XLB_R_PASS_NOT_VIP, XDP_PASS);
+	sid = svc->id;
+	ss = bpf_map_lookup_elem(&xlb_svc_stats, &sid);
+
+	/* A whole L4 header, and an inner length that matches the bytes we have. */
+	if (p.l4_off == 0 || p.l4_off > 22 + 60 + 64)
+		goto truncated;
+	{
+		__u8 *l4 = data + p.l4_off;
+		int syn = 0;
+		if (p.key.proto == IPPROTO_TCP) {
+			if ((void *)(l4 + 20) > data_end)
+				goto truncated;
+			syn = (l4[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		} else if ((void *)(l4 + 8) > data_end) {
+			goto truncated;
+		}
+		if (inner_info(data, data_end, p.l3_off, p.key.family, &in))
+			goto truncated;
+		if (p.key.family == EDGE_FAMILY_V4 && p.l4_off - p.l3_off > 20)
+			count(XLB_R_IP_OPTIONS, 0);
+
+		/* 1. QUIC short header: the server id in the DCID. */
+		if ((svc->flags & XLB_SVC_QUIC) && p.key.proto == IPPROTO_UDP) {
+			bid = quic_route(l4, data_end, cfg);
+			if (bid < XLB_NO_BACKEND - 1 && backend_by_id(bid)) {
+				if (ss)
+					ss->quic_cid++;
+				count(XLB_R_QUIC_CID, 0);
+				return send(ctx, &p, &in, bid, ss, cfg, 0, &p.key, grown);
+			}
+			if (bid != XLB_NO_BACKEND)
+				count(XLB_R_QUIC_CID_UNKNOWN, 0);
+		}
+		/* 2. Connection table; a SYN starts a new connection. */
+		if (!syn) {
+			ct = bpf_map_lookup_elem(&xlb_conntrack, &p.key);
+			if (ct && backend_by_id(ct->backend)) {
+				if (ss)
+					ss->ct_hits++;
+				return send(ctx, &p, &in, ct->backend, ss, cfg, 0, &p.key, grown);
+			}
+		}
+	}
+	/* 3. Maglev. */
+	if (ss)
+		ss->ct_misses++;
+	bid = maglev_pick(&p.key, svc, cfg);
+	if (bid != XLB_NO_BACKEND) {
+		nct.backend = bid;
+		nct.service = sid;
+		bpf_map_update_elem(&xlb_conntrack, &p.key, &nct, BPF_ANY);
+		if (ss)
+			ss->new_flows++;
+		new_flow = 1;
+	}
+	return send(ctx, &p, &in, bid, ss, cfg, new_flow, &p.key, grown);
+
+truncated:
+	if (ss)
+		ss->drops++;
+	return count(XLB_R_DROP_TRUNCATED, XDP_DROP);
+}
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	int grown = 0;
+	return xlb_process(ctx, &grown);
+}
+
+/*
+ * The same program for benchmarks with BPF_PROG_TEST_RUN repeat: the kernel runs
+ * the program again on the same buffer, so after an encapsulation the frame is put
+ * back as it came (head restored, L2 header rewritten) for the next round.
+ */
+SEC("xdp")
+int xdp_lb_bench(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 l2[22];
+	int verdict, grown = 0;
+
+	if (data + 22 > data_end)
+		return xlb_process(ctx, &grown);
+	__builtin_memcpy(l2, data, 22);
+	verdict = xlb_process(ctx, &grown);
+	if (grown == 20 || grown == 40) {
+		if (bpf_xdp_adjust_head(ctx, grown))
+			return XDP_ABORTED;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + 22 > data_end)
+			return XDP_ABORTED;
+		__builtin_memcpy(data, l2, 22);
+	}
+	return verdict;
+}

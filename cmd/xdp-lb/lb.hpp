@@ -1,0 +1,498 @@
+// xdp-lb's control-plane core: the lb.toml model, and the code that turns it into
+// the BPF maps of bpf/xdp_lb.bpf.c (layout in bpf/include/edge/lb.h).
+// Header-only so the BPF fixture tests (tests/bpf/test_xdp_lb.cpp) fill the maps with
+// exactly the code the tool runs.
+#pragma once
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "bpf/prog.hpp"
+#include "cli/tool.hpp"
+#include "cli/error.hpp"
+#include "config/toml.hpp"
+#include "edge/lb.h"
+#include "hash/flow_hash.hpp"
+#include "maglev/maglev.hpp"
+#include "net/addr.hpp"
+#include "net/flow.hpp"
+
+namespace xlb {
+
+using edge::net::IpAddr;
+using edge::net::Prefix;
+using Mac = std::array<uint8_t, 6>;
+
+struct BackendCfg {
+    IpAddr addr;
+    uint32_t weight = 1;  // 0 = drained: no new flows, established flows stay
+    std::optional<Mac> mac;
+    std::optional<uint32_t> server_id;  // QUIC server id; default: backend id + 1
+};
+
+struct ServiceCfg {
+    IpAddr vip;
+    uint16_t port = 0;
+    uint8_t proto = 6;
+    bool quic = false;
+    std::vector<BackendCfg> backends;
+    std::string name() const {
+        return fmt::format("{}:{}/{}", vip.is_v6() ? "[" + vip.to_string() + "]" : vip.to_string(), port,
+                           edge::net::proto_to_string(proto));
+    }
+};
+
+struct LbConfig {
+    uint32_t table_size = edge::maglev::default_size;
+    edge::hash::Key hash_key;
+    uint32_t conntrack_size = 262144;
+    uint32_t max_services = XLB_MAX_SERVICES_DEFAULT;
+    Prefix encap_source_v4 = Prefix::parse("172.16.0.0/16").value();
+    Prefix encap_source_v6 = Prefix::parse("fd00:e:1b::/96").value();
+    std::optional<Mac> next_hop_mac;
+    uint8_t quic_server_id_bytes = 2;
+    uint8_t quic_config_id = 0;
+    std::vector<ServiceCfg> services;
+};
+
+inline std::optional<Mac> parse_mac(std::string_view s) {
+    Mac m{};
+    if (s.size() != 17) return std::nullopt;
+    for (int i = 0; i < 6; i++) {
+        auto hex = [](char c) -> int {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+            return -1;
+        };
+        int h = hex(s[i * 3]), l = hex(s[i * 3 + 1]);
+        if (h < 0 || l < 0 || (i < 5 && s[i * 3 + 2] != ':')) return std::nullopt;
+        m[i] = static_cast<uint8_t>(h * 16 + l);
+    }
+    return m;
+}
+
+inline std::string format_mac(const Mac& m) {
+    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+// "ADDR" or "ADDR=WEIGHT" (the shorthand in `backends = [...]`).
+inline BackendCfg parse_backend_text(const edge::config::Table& t, std::string_view key, const std::string& s) {
+    BackendCfg b;
+    std::string a = s;
+    if (auto eq = s.rfind('='); eq != std::string::npos) {
+        a = s.substr(0, eq);
+        std::string w = s.substr(eq + 1);
+        char* end = nullptr;
+        errno = 0;
+        unsigned long v = std::strtoul(w.c_str(), &end, 10);
+        if (w.empty() || *end || errno || v > 1000000)
+            t.fail(key, fmt::format("bad weight in '{}': expected ADDR=WEIGHT with WEIGHT 0..1000000", s));
+        b.weight = static_cast<uint32_t>(v);
+    }
+    auto ip = IpAddr::parse(a);
+    if (!ip) t.fail(key, fmt::format("bad backend address '{}': {}", a, ip.error()));
+    b.addr = *ip;
+    return b;
+}
+
+// Reads [lb] and [[service]] from a document. Errors name FILE:LINE and the key.
+inline LbConfig parse_config(const edge::config::Document& doc) {
+    using edge::config::Table;
+    LbConfig c;
+    Table root(doc);
+    if (auto lb = root.table("lb")) {
+        lb->only({"table_size", "hash_key", "conntrack_size", "max_services", "encap_source_v4", "encap_source_v6",
+                  "next_hop_mac", "quic_server_id_bytes", "quic_config_id"});
+        if (auto m = lb->integer("table_size", edge::maglev::min_size, edge::maglev::max_size)) {
+            if (!edge::maglev::is_prime(static_cast<uint64_t>(*m))) {
+                auto [lo, hi] = edge::maglev::nearest_primes(static_cast<uint64_t>(*m));
+                lb->fail("table_size", fmt::format("{} is not prime (nearest primes: {} and {})", *m, lo, hi));
+            }
+            c.table_size = static_cast<uint32_t>(*m);
+        }
+        if (auto k = lb->str("hash_key")) {
+            auto key = edge::hash::parse_key(*k);
+            if (!key) lb->fail("hash_key", "expected 32 hex digits (the same key as maglev-calc --hash-key)");
+            c.hash_key = *key;
+        }
+        if (auto v = lb->integer("conntrack_size", 1024, 1 << 26)) c.conntrack_size = static_cast<uint32_t>(*v);
+        if (auto v = lb->integer("max_services", 1, 4096)) c.max_services = static_cast<uint32_t>(*v);
+        if (auto s = lb->str("encap_source_v4")) {
+            auto p = Prefix::parse(*s);
+            if (!p || !p->addr().is_v4()) lb->fail("encap_source_v4", "expected an IPv4 prefix such as 172.16.0.0/16");
+            c.encap_source_v4 = *p;
+        }
+        if (auto s = lb->str("encap_source_v6")) {
+            auto p = Prefix::parse(*s);
+            if (!p || !p->addr().is_v6() || p->length() < 96)
+                lb->fail("encap_source_v6", "expected an IPv6 prefix of length 96..128 such as fd00:e:1b::/96");
+            c.encap_source_v6 = *p;
+        }
+        if (auto s = lb->str("next_hop_mac")) {
+            c.next_hop_mac = parse_mac(*s);
+            if (!c.next_hop_mac) lb->fail("next_hop_mac", "expected a MAC address such as 02:00:00:00:00:01");
+        }
+        if (auto v = lb->integer("quic_server_id_bytes", 0, 4)) c.quic_server_id_bytes = static_cast<uint8_t>(*v);
+        if (auto v = lb->integer("quic_config_id", 0, 6)) c.quic_config_id = static_cast<uint8_t>(*v);
+    }
+    std::set<std::tuple<IpAddr, uint16_t, uint8_t>> seen;
+    std::map<uint32_t, IpAddr> sids;
+    for (auto& st : root.tables("service")) {
+        st.only({"vip", "port", "proto", "quic", "backends", "backend"});
+        ServiceCfg s;
+        auto vip = st.str("vip");
+        if (!vip) st.fail("vip", "missing: every [[service]] needs vip = \"ADDR\"");
+        auto ip = IpAddr::parse(*vip);
+        if (!ip) st.fail("vip", fmt::format("bad address '{}': {}", *vip, ip.error()));
+        s.vip = *ip;
+        auto port = st.integer("port", 1, 65535);
+        if (!port) st.fail("port", "missing: every [[service]] needs port = 1..65535");
+        s.port = static_cast<uint16_t>(*port);
+        std::string proto = st.str("proto").value_or("tcp");
+        if (proto == "tcp") s.proto = 6;
+        else if (proto == "udp") s.proto = 17;
+        else st.fail("proto", fmt::format("'{}': expected \"tcp\" or \"udp\"", proto));
+        s.quic = st.boolean("quic").value_or(false);
+        if (s.quic && s.proto != 17) st.fail("quic", "QUIC services are UDP: set proto = \"udp\"");
+        for (auto& b : st.strings("backends")) s.backends.push_back(parse_backend_text(st, "backends", b));
+        for (auto& bt : st.tables("backend")) {
+            bt.only({"address", "weight", "mac", "server_id"});
+            auto a = bt.str("address");
+            if (!a) bt.fail("address", "missing: every [[service.backend]] needs address = \"ADDR\"");
+            BackendCfg b = parse_backend_text(bt, "address", *a);
+            if (auto w = bt.integer("weight", 0, 1000000)) b.weight = static_cast<uint32_t>(*w);
+            if (auto m = bt.str("mac")) {
+                b.mac = parse_mac(*m);
+                if (!b.mac) bt.fail("mac", "expected a MAC address such as 02:00:00:00:00:01");
+            }
+            if (auto v = bt.integer("server_id", 1, 0xffffffff)) {
+                uint64_t lim = c.quic_server_id_bytes >= 4 ? (1ull << 32) : (1ull << (8 * c.quic_server_id_bytes));
+                if (static_cast<uint64_t>(*v) >= lim)
+                    bt.fail("server_id", fmt::format("{} does not fit in quic_server_id_bytes = {}", *v,
+                                                     c.quic_server_id_bytes));
+                auto [it, fresh] = sids.emplace(static_cast<uint32_t>(*v), b.addr);
+                if (!fresh && it->second != b.addr)
+                    bt.fail("server_id", fmt::format("{} is already the server id of {}", *v, it->second.to_string()));
+                b.server_id = static_cast<uint32_t>(*v);
+            }
+            s.backends.push_back(b);
+        }
+        std::set<IpAddr> addrs;
+        for (auto& b : s.backends)
+            if (!addrs.insert(b.addr).second)
+                st.fail("backends", fmt::format("backend {} is listed twice", b.addr.to_string()));
+        if (s.backends.empty()) st.fail("backends", "a service needs at least one backend");
+        if (!seen.emplace(s.vip, s.port, s.proto).second)
+            st.fail("vip", fmt::format("service {} is defined twice (overlapping VIPs)", s.name()));
+        c.services.push_back(std::move(s));
+    }
+    if (c.services.size() > c.max_services)
+        edge::usage_error("{}: {} services, more than max_services = {}", doc.path, c.services.size(), c.max_services);
+    return c;
+}
+
+// The Maglev table of a service: the backends with weight > 0, named by their
+// address text, in config order -- exactly what `maglev-calc -b A,B,...` builds.
+inline std::vector<edge::maglev::Backend> maglev_backends(const ServiceCfg& s) {
+    std::vector<edge::maglev::Backend> v;
+    for (auto& b : s.backends)
+        if (b.weight > 0) v.push_back({b.addr.to_string(), b.weight});
+    return v;
+}
+
+inline void fill_addr(uint8_t* out16, const IpAddr& a) {
+    std::memset(out16, 0, 16);
+    std::memcpy(out16, a.bytes().data(), a.bytes().size());
+}
+
+inline xlb_vip_key vip_key(const ServiceCfg& s) {
+    xlb_vip_key k{};
+    fill_addr(k.addr, s.vip);
+    k.port = htons(s.port);
+    k.proto = s.proto;
+    k.family = static_cast<uint8_t>(s.vip.family());
+    return k;
+}
+
+inline std::string vip_key_name(const xlb_vip_key& k) {
+    ServiceCfg s;
+    s.vip = k.family == EDGE_FAMILY_V4 ? *IpAddr::from_bytes({k.addr, 4}) : *IpAddr::from_bytes({k.addr, 16});
+    s.port = ntohs(k.port);
+    s.proto = k.proto;
+    return s.name();
+}
+
+inline IpAddr backend_addr(const xlb_backend& b) {
+    return b.family == EDGE_FAMILY_V4 ? *IpAddr::from_bytes({b.addr, 4}) : *IpAddr::from_bytes({b.addr, 16});
+}
+
+// File descriptors of the maps (from a skeleton or from pins).
+struct Maps {
+    int services = -1, vips = -1, ring = -1, backends = -1, quic_ids = -1, conntrack = -1, config = -1,
+        svc_stats = -1, be_stats = -1, reasons = -1;
+};
+
+inline const char* const kMapNames[] = {"xlb_services", "xlb_vips",      "xlb_ring",      "xlb_backends",
+                                        "xlb_quic_ids", "xlb_conntrack", "xlb_config",    "xlb_svc_stats",
+                                        "xlb_be_stats", "xlb_reasons"};
+inline int* map_slot(Maps& m, int i) {
+    int* s[] = {&m.services,  &m.vips,   &m.ring,      &m.backends, &m.quic_ids,
+                &m.conntrack, &m.config, &m.svc_stats, &m.be_stats, &m.reasons};
+    return s[i];
+}
+
+inline void check(int err, const char* what) {
+    if (err) edge::failure("{}: {}", what, edge::bpf::error_text(err));
+}
+
+inline int ncpus() {
+    static int n = libbpf_num_possible_cpus();
+    return n > 0 ? n : 1;
+}
+
+// Sums a per-CPU value of `words` u64 across CPUs.
+inline std::vector<uint64_t> percpu_sum(int fd, uint32_t key, size_t words) {
+    std::vector<uint64_t> buf(words * static_cast<size_t>(ncpus()), 0), sum(words, 0);
+    if (bpf_map_lookup_elem(fd, &key, buf.data()) != 0) return sum;
+    for (int c = 0; c < ncpus(); c++)
+        for (size_t w = 0; w < words; w++) sum[w] += buf[static_cast<size_t>(c) * words + w];
+    return sum;
+}
+
+inline void percpu_zero(int fd, uint32_t key, size_t words) {
+    std::vector<uint64_t> buf(words * static_cast<size_t>(ncpus()), 0);
+    bpf_map_update_elem(fd, &key, buf.data(), BPF_ANY);
+}
+
+inline const char* reason_name(uint32_t r) {
+    static const char* const names[XLB_R_COUNT] = {
+        "tx",           "pass_not_ip",    "pass_not_vip",   "pass_truncated", "drop_truncated",
+        "drop_fragment", "ip_options",    "drop_no_backend", "drop_encap",    "icmp_too_big",
+        "pass_icmp",    "quic_cid",       "quic_cid_unknown"};
+    return r < XLB_R_COUNT ? names[r] : "?";
+}
+
+// Applies a configuration to the maps, first time or on reload. Keeps ids stable:
+// a service keeps its id and swaps table halves; a backend keeps its id for its
+// address as long as this controller lives (removed backends keep their entry, so
+// established flows in the connection table still reach them).
+class Controller {
+public:
+    Controller(Maps m, uint32_t table_size, uint32_t max_services)
+        : m_(m), size_(table_size), max_services_(max_services) {}
+
+    struct ServiceState {
+        uint32_t id;
+        uint32_t half;
+    };
+
+    void apply(const LbConfig& c) {
+        if (c.table_size != size_)
+            edge::usage_error("table_size changed from {} to {}: restart xdp-lb to resize the tables", size_, c.table_size);
+        // Global settings.
+        xlb_config cfg{};
+        cfg.hash_k0 = c.hash_key.k0;
+        cfg.hash_k1 = c.hash_key.k1;
+        std::memcpy(&cfg.src4, c.encap_source_v4.addr().bytes().data(), 4);
+        uint32_t m4 = c.encap_source_v4.length() == 0 ? 0 : 0xffffffffu << (32 - c.encap_source_v4.length());
+        cfg.mask4 = htonl(m4);
+        std::memcpy(cfg.src6, c.encap_source_v6.addr().bytes().data(), 16);
+        int l6 = c.encap_source_v6.length() - 96;
+        uint32_t m6 = l6 <= 0 ? 0 : 0xffffffffu << (32 - l6);
+        cfg.mask6_low = htonl(m6);
+        if (c.next_hop_mac) {
+            cfg.flags |= XLB_CFG_NEXT_HOP_MAC;
+            std::memcpy(cfg.next_hop_mac, c.next_hop_mac->data(), 6);
+        }
+        cfg.quic_sid_len = c.quic_server_id_bytes;
+        cfg.quic_config_id = c.quic_config_id;
+        uint32_t zero = 0;
+        check(bpf_map_update_elem(m_.config, &zero, &cfg, BPF_ANY), "writing xlb_config");
+
+        // Backends (ids stable per address).
+        std::map<uint32_t, IpAddr> want_sids;
+        for (auto& s : c.services) {
+            for (auto& b : s.backends) {
+                uint32_t id = backend_id(b.addr);
+                xlb_backend be{};
+                fill_addr(be.addr, b.addr);
+                be.family = static_cast<uint8_t>(b.addr.family());
+                if (b.mac) {
+                    be.flags |= XLB_BE_MAC;
+                    std::memcpy(be.mac, b.mac->data(), 6);
+                }
+                check(bpf_map_update_elem(m_.backends, &id, &be, BPF_ANY), "writing xlb_backends");
+                if (s.quic && c.quic_server_id_bytes) want_sids[b.server_id.value_or(id + 1)] = b.addr;
+            }
+        }
+        // QUIC server ids.
+        for (auto it = quic_.begin(); it != quic_.end();) {
+            if (!want_sids.count(it->first)) {
+                bpf_map_delete_elem(m_.quic_ids, &it->first);
+                it = quic_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (auto& [sid, addr] : want_sids) {
+            uint32_t id = backend_id(addr);
+            check(bpf_map_update_elem(m_.quic_ids, &sid, &id, BPF_ANY), "writing xlb_quic_ids");
+            quic_[sid] = id;
+        }
+
+        // Services: write the inactive half, then flip.
+        std::set<std::string> keep;
+        std::map<std::pair<IpAddr, uint8_t>, uint32_t> vips;
+        for (auto& s : c.services) {
+            std::string name = s.name();
+            keep.insert(name);
+            auto it = services_.find(name);
+            bool fresh = it == services_.end();
+            ServiceState st{};
+            if (fresh) {
+                st.id = free_service_id();
+                st.half = 0;
+            } else {
+                st = it->second;
+                st.half ^= 1;
+            }
+            uint32_t base = (2 * st.id + st.half) * size_;
+            auto mb = maglev_backends(s);
+            std::vector<uint32_t> ring(size_, XLB_NO_BACKEND);
+            if (!mb.empty()) {
+                edge::maglev::Table t(mb, size_, {});
+                std::vector<uint32_t> ids;
+                for (auto& b : mb) ids.push_back(backend_id(*IpAddr::parse(b.name)));
+                for (uint32_t i = 0; i < size_; i++) ring[i] = ids[t.entries()[i]];
+            }
+            write_ring(base, ring);
+            if (fresh) {
+                percpu_zero(m_.svc_stats, st.id, sizeof(xlb_svc_stats) / 8);
+            }
+            xlb_service sv{st.id, s.quic ? XLB_SVC_QUIC : 0u, base, mb.empty() ? 0u : size_};
+            auto k = vip_key(s);
+            check(bpf_map_update_elem(m_.services, &k, &sv, BPF_ANY), "writing xlb_services");
+            services_[name] = st;
+            keys_[name] = k;
+            vips[{s.vip, static_cast<uint8_t>(s.vip.family())}]++;
+        }
+        for (auto it = services_.begin(); it != services_.end();) {
+            if (!keep.count(it->first)) {
+                bpf_map_delete_elem(m_.services, &keys_[it->first]);
+                keys_.erase(it->first);
+                it = services_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        // VIP addresses.
+        for (auto& old : vip_set_) {
+            if (!vips.count(old)) {
+                xlb_addr_key k{};
+                fill_addr(k.addr, old.first);
+                k.family = old.second;
+                bpf_map_delete_elem(m_.vips, &k);
+            }
+        }
+        vip_set_.clear();
+        for (auto& [v, n] : vips) {
+            xlb_addr_key k{};
+            fill_addr(k.addr, v.first);
+            k.family = v.second;
+            uint32_t count = n;
+            check(bpf_map_update_elem(m_.vips, &k, &count, BPF_ANY), "writing xlb_vips");
+            vip_set_.insert(v);
+        }
+    }
+
+    uint32_t backend_id(const IpAddr& a) {
+        auto it = backend_ids_.find(a);
+        if (it != backend_ids_.end()) return it->second;
+        uint32_t id = static_cast<uint32_t>(backend_ids_.size());
+        if (id >= XLB_MAX_BACKENDS) edge::usage_error("more than {} backend addresses", XLB_MAX_BACKENDS);
+        backend_ids_[a] = id;
+        return id;
+    }
+    const std::map<IpAddr, uint32_t>& backend_ids() const { return backend_ids_; }
+    const std::map<std::string, ServiceState>& services() const { return services_; }
+    const Maps& maps() const { return m_; }
+
+private:
+    uint32_t free_service_id() const {
+        for (uint32_t id = 0; id < max_services_; id++) {
+            bool used = false;
+            for (auto& [n, st] : services_) used = used || st.id == id;
+            if (!used) return id;
+        }
+        edge::usage_error("more than max_services = {} services", max_services_);
+    }
+
+    void write_ring(uint32_t base, const std::vector<uint32_t>& ring) {
+        std::vector<uint32_t> keys(ring.size());
+        for (uint32_t i = 0; i < ring.size(); i++) keys[i] = base + i;
+        uint32_t n = static_cast<uint32_t>(ring.size());
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int err = bpf_map_update_batch(m_.ring, keys.data(), ring.data(), &n, &opts);
+        if (err) {
+            // Older kernels: one by one.
+            for (uint32_t i = 0; i < ring.size(); i++)
+                check(bpf_map_update_elem(m_.ring, &keys[i], &ring[i], BPF_ANY), "writing xlb_ring");
+        }
+    }
+
+    Maps m_;
+    uint32_t size_;
+    uint32_t max_services_;
+    std::map<IpAddr, uint32_t> backend_ids_;
+    std::map<std::string, ServiceState> services_;
+    std::map<std::string, xlb_vip_key> keys_;
+    std::map<uint32_t, uint32_t> quic_;
+    std::set<std::pair<IpAddr, uint8_t>> vip_set_;
+};
+
+// Sizes the maps of an opened (not yet loaded) skeleton from the configuration.
+template <typename Skel>
+void size_maps(Skel* s, const LbConfig& c) {
+    uint64_t ring = 2ull * c.max_services * c.table_size;
+    if (ring > 0xffffffffull / 4) edge::usage_error("max_services * table_size is too large for one ring map");
+    check(bpf_map__set_max_entries(s->maps.xlb_ring, static_cast<uint32_t>(ring)), "sizing xlb_ring");
+    check(bpf_map__set_max_entries(s->maps.xlb_services, c.max_services), "sizing xlb_services");
+    check(bpf_map__set_max_entries(s->maps.xlb_vips, c.max_services), "sizing xlb_vips");
+    check(bpf_map__set_max_entries(s->maps.xlb_svc_stats, c.max_services), "sizing xlb_svc_stats");
+    check(bpf_map__set_max_entries(s->maps.xlb_conntrack, c.conntrack_size), "sizing xlb_conntrack");
+}
+
+template <typename Skel>
+Maps skel_maps(Skel* s) {
+    Maps m;
+    m.services = bpf_map__fd(s->maps.xlb_services);
+    m.vips = bpf_map__fd(s->maps.xlb_vips);
+    m.ring = bpf_map__fd(s->maps.xlb_ring);
+    m.backends = bpf_map__fd(s->maps.xlb_backends);
+    m.quic_ids = bpf_map__fd(s->maps.xlb_quic_ids);
+    m.conntrack = bpf_map__fd(s->maps.xlb_conntrack);
+    m.config = bpf_map__fd(s->maps.xlb_config);
+    m.svc_stats = bpf_map__fd(s->maps.xlb_svc_stats);
+    m.be_stats = bpf_map__fd(s->maps.xlb_be_stats);
+    m.reasons = bpf_map__fd(s->maps.xlb_reasons);
+    return m;
+}
+
+// The configuration of -c, or an error saying it is needed (run.cpp).
+LbConfig load_config(const edge::cli::Globals& g);
+
+}  // namespace xlb

@@ -1,0 +1,35 @@
+// xdp-lb's options and commands.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "cli/tool.hpp"
+#include "out/output.hpp"
+
+namespace xlb {
+
+struct Options {
+    std::string interface;
+    std::string mode = "auto";  // auto | native | generic
+    std::string pcap;
+    std::string out;
+    bool per_packet = false;
+    double watch = 0;  // stats -w SECONDS
+    std::vector<std::string> addresses;  // decap --address
+    bool any = false;                    // decap --any
+    uint32_t repeat = 1000000;           // bench
+    int rounds = 5;                      // bench
+    int cold_flows = 100000;             // bench
+};
+
+std::string pin_dir(const std::string& ifname);
+int ifindex_of(const std::string& ifname);
+
+int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_replay(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_stats(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_decap(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_bench(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+
+}  // namespace xlb

@@ -1,0 +1,583 @@
+// xdp_lb fixtures in the Katran style: input bytes -> expected verdict and expected
+// output bytes (outer headers built independently with PacketBuilder and compared whole),
+// counters read back from the maps, the connection table across table changes, QUIC
+// connection-id routing, and the same backend as maglev-calc's table for 10,000 flows.
+#include <doctest/doctest.h>
+
+#include <linux/bpf.h>
+
+#include <cstring>
+#include <random>
+#include <set>
+
+#include "../../cmd/xdp-lb/lb.hpp"
+#include "bpf/prog.hpp"
+#include "net/build.hpp"
+#include "net/checksum.hpp"
+#include "net/flow.hpp"
+#include "net/packet.hpp"
+#include "xdp_lb.skel.h"
+
+using namespace edge::net;
+using Bytes = std::vector<uint8_t>;
+
+namespace {
+const Mac kClientMac{2, 0, 0, 0, 0, 1}, kLbMac{2, 0, 0, 0, 0, 2};
+IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
+
+const char* kConfig = R"(
+[lb]
+table_size = 251
+hash_key = "00112233445566778899aabbccddeeff"
+
+[[service]]
+vip = "203.0.113.10"
+port = 80
+proto = "tcp"
+backends = ["10.0.1.11", "10.0.1.12", "10.0.1.13"]
+
+[[service]]
+vip = "203.0.113.10"
+port = 53
+proto = "udp"
+backends = ["10.0.1.11", "10.0.1.12", "10.0.1.13"]
+
+[[service]]
+vip = "203.0.113.10"
+port = 443
+proto = "udp"
+quic = true
+[[service.backend]]
+address = "10.0.1.11"
+server_id = 0x0a01
+[[service.backend]]
+address = "10.0.1.12"
+server_id = 0x0a02
+[[service.backend]]
+address = "10.0.1.13"
+server_id = 0x0a03
+
+[[service]]
+vip = "2001:db8::10"
+port = 443
+proto = "tcp"
+backends = ["2001:db8:1::11", "2001:db8:1::12"]
+
+[[service]]
+vip = "2001:db8::20"
+port = 80
+proto = "tcp"
+backends = ["10.0.1.21"]
+
+[[service]]
+vip = "203.0.113.20"
+port = 80
+proto = "tcp"
+backends = ["2001:db8:1::21"]
+
+[[service]]
+vip = "203.0.113.30"
+port = 53
+proto = "udp"
+backends = ["10.0.1.14=0"]
+
+[[service]]
+vip = "203.0.113.40"
+port = 80
+proto = "tcp"
+[[service.backend]]
+address = "10.0.1.31"
+mac = "02:00:00:00:0b:31"
+)";
+
+struct Lb {
+    xdp_lb* s = nullptr;
+    xlb::LbConfig cfg;
+    std::unique_ptr<xlb::Controller> ctl;
+
+    explicit Lb(const std::string& text = kConfig) {
+        cfg = parse(text);
+        s = xdp_lb__open();
+        REQUIRE(s);
+        xlb::size_maps(s, cfg);
+        int err = xdp_lb__load(s);
+        if (err) FAIL("xdp_lb__load: " << edge::bpf::error_text(err));
+        ctl = std::make_unique<xlb::Controller>(xlb::skel_maps(s), cfg.table_size, cfg.max_services);
+        ctl->apply(cfg);
+    }
+    ~Lb() { xdp_lb__destroy(s); }
+    static xlb::LbConfig parse(const std::string& text) {
+        return xlb::parse_config(edge::config::parse(text, "test.toml"));
+    }
+    void reload(const std::string& text) {
+        cfg = parse(text);
+        ctl->apply(cfg);
+    }
+    edge::bpf::TestRun run(const Bytes& pkt) { return edge::bpf::test_run(bpf_program__fd(s->progs.xdp_lb), pkt); }
+    uint64_t reason(uint32_t r) { return xlb::percpu_sum(bpf_map__fd(s->maps.xlb_reasons), r, 1)[0]; }
+    xlb_svc_stats svc(const std::string& name) {
+        auto id = ctl->services().at(name).id;
+        auto v = xlb::percpu_sum(bpf_map__fd(s->maps.xlb_svc_stats), id, sizeof(xlb_svc_stats) / 8);
+        xlb_svc_stats st;
+        std::memcpy(&st, v.data(), sizeof st);
+        return st;
+    }
+    xlb_be_stats be(const char* addr) {
+        auto id = ctl->backend_ids().at(ip(addr));
+        auto v = xlb::percpu_sum(bpf_map__fd(s->maps.xlb_be_stats), id, sizeof(xlb_be_stats) / 8);
+        xlb_be_stats st;
+        std::memcpy(&st, v.data(), sizeof st);
+        return st;
+    }
+    // The backend maglev-calc picks for this flow in this service (same library, same names).
+    std::string maglev(const edge_flow_key& k, const std::string& service) {
+        for (auto& sc : cfg.services) {
+            if (sc.name() != service) continue;
+            edge::maglev::Table t(xlb::maglev_backends(sc), cfg.table_size);
+            return t.backends()[t.lookup(edge::hash::flow_hash(k, cfg.hash_key))].name;
+        }
+        FAIL("no service " << service);
+        return {};
+    }
+};
+
+Packet parse(const Bytes& b) { return parse_packet(b, LinkType::ethernet); }
+
+// What the program must produce: L2 with MACs swapped (no next-hop MAC configured), then an
+// outer header built by PacketBuilder (its own lengths and checksum), then the inner packet.
+Bytes expected_encap(const Bytes& in, const IpAddr& backend, const Mac* dst_mac = nullptr,
+                     const edge_flow_key* hint_key = nullptr) {
+    Packet p = parse(in);
+    REQUIRE(p.ip_version != 0);
+    Bytes inner(in.begin() + static_cast<long>(p.l3_off), in.end());
+    size_t inner_len = p.ip_version == 4 ? (size_t(inner[2]) << 8 | inner[3]) : (size_t(inner[4]) << 8 | inner[5]) + 40;
+    inner.resize(inner_len);
+    uint32_t hint = xlb_flow_hint(hint_key ? hint_key : &p.key);
+    uint8_t tos = p.ip_version == 4 ? inner[1] : uint8_t((inner[0] << 4) | (inner[1] >> 4));
+    PacketBuilder b;
+    b.eth(kLbMac, dst_mac ? *dst_mac : kClientMac);
+    for (int i = 0; i < p.vlan_count; i++) b.vlan(p.vlan_ids[size_t(i)], i == 0 && p.vlan_count == 2 ? 0x88a8 : 0x8100);
+    if (backend.is_v4()) {
+        uint32_t src = 0xac100000u | (hint & 0xffffu);
+        b.ipv4(IpAddr::v4(src), backend).ttl(64).tos(tos).ip_id(0);
+        if (p.ip_version == 6 || p.dont_fragment) b.dont_fragment();
+    } else {
+        auto a = ip("fd00:e:1b::").raw();
+        a[12] = uint8_t(hint >> 24), a[13] = uint8_t(hint >> 16), a[14] = uint8_t(hint >> 8), a[15] = uint8_t(hint);
+        b.ipv6(IpAddr::v6(a), backend).ttl(64).tos(tos);
+    }
+    b.proto(p.ip_version == 4 ? 4 : 41).payload(inner);
+    Bytes out = b.build();
+    if (backend.is_v6()) {  // PacketBuilder has no flow label: the program puts the flow's bits there
+        size_t o = 14 + 4 * p.vlan_count;
+        out[o + 1] |= uint8_t((hint >> 16) & 0xf);
+        out[o + 2] = uint8_t(hint >> 8);
+        out[o + 3] = uint8_t(hint);
+    }
+    return out;
+}
+
+// The outer destination of an encapsulated frame, as text.
+std::string outer_dst(const Bytes& out) {
+    Packet p = parse(out);
+    REQUIRE(p.ip_version != 0);
+    return p.dst.to_string();
+}
+
+bool ipv4_checksum_ok(const Bytes& out, size_t off) {
+    Checksum c;
+    c.add(std::span<const uint8_t>(out.data() + off, 20));
+    return c.finish() == 0;
+}
+
+Bytes tcp4(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags = TcpFlags::syn) {
+    return PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip(src), ip(dst)).tcp(sport, dport).flags(flags).payload("GET /").build();
+}
+Bytes udp4(const char* src, uint16_t sport, const char* dst, uint16_t dport, std::string_view payload = "hello") {
+    return PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip(src), ip(dst)).udp(sport, dport).payload(payload).build();
+}
+Bytes tcp6(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags = TcpFlags::syn) {
+    return PacketBuilder().eth(kClientMac, kLbMac).ipv6(ip(src), ip(dst)).tcp(sport, dport).flags(flags).payload("GET /").build();
+}
+
+void check_tx(Lb& lb, const Bytes& in, const std::string& service, const Mac* mac = nullptr) {
+    Packet p = parse(in);
+    std::string want = lb.maglev(p.key, service);
+    auto r = lb.run(in);
+    REQUIRE(r.retval == XDP_TX);
+    CHECK(outer_dst(r.data) == want);
+    Bytes exp = expected_encap(in, ip(want.c_str()), mac);
+    CHECK(r.data == exp);
+    Packet o = parse(r.data);
+    if (o.ip_version == 4) CHECK(ipv4_checksum_ok(r.data, o.l3_off));
+}
+
+std::string quic_short(uint32_t sid, uint8_t config_id = 0) {
+    std::string s;
+    s.push_back(char(0x40));                    // short header, fixed bit
+    s.push_back(char((config_id << 5) | 7));    // QUIC-LB first octet: config id | length - 1 (8-byte CID)
+    s.push_back(char(sid >> 8));
+    s.push_back(char(sid & 0xff));
+    s.append("\x11\x22\x33\x44\x55", 5);        // nonce
+    s.append("protected payload");
+    return s;
+}
+}  // namespace
+
+TEST_CASE("IPv4 TCP and UDP to a VIP: IPv4-in-IPv4 to the Maglev backend, exact bytes and checksums") {
+    Lb lb;
+    check_tx(lb, tcp4("198.51.100.7", 5555, "203.0.113.10", 80), "203.0.113.10:80/tcp");
+    check_tx(lb, tcp4("198.51.100.8", 40000, "203.0.113.10", 80, TcpFlags::ack | TcpFlags::psh), "203.0.113.10:80/tcp");
+    check_tx(lb, udp4("198.51.100.9", 1234, "203.0.113.10", 53), "203.0.113.10:53/udp");
+    // DF and TOS of the inner packet are carried to the outer header.
+    check_tx(lb, PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.10"), ip("203.0.113.10")).dont_fragment().tos(0xb8).tcp(1, 80).build(),
+             "203.0.113.10:80/tcp");
+    CHECK(lb.reason(XLB_R_TX) == 4);
+}
+
+TEST_CASE("IPv6-in-IPv6, IPv6-in-IPv4 and IPv4-in-IPv6") {
+    Lb lb;
+    check_tx(lb, tcp6("2001:db8:ff::1", 5555, "2001:db8::10", 443), "[2001:db8::10]:443/tcp");
+    check_tx(lb, PacketBuilder().eth(kClientMac, kLbMac).ipv6(ip("2001:db8:ff::2"), ip("2001:db8::10")).tos(0x28).hop_by_hop().tcp(6000, 443).build(),
+             "[2001:db8::10]:443/tcp");
+    check_tx(lb, tcp6("2001:db8:ff::3", 5555, "2001:db8::20", 80), "[2001:db8::20]:80/tcp");
+    check_tx(lb, tcp4("198.51.100.7", 5555, "203.0.113.20", 80), "203.0.113.20:80/tcp");
+}
+
+TEST_CASE("VLAN and QinQ tags stay in front of the outer header") {
+    Lb lb;
+    check_tx(lb, PacketBuilder().eth(kClientMac, kLbMac).vlan(100).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).tcp(7, 80).build(),
+             "203.0.113.10:80/tcp");
+    check_tx(lb, PacketBuilder().eth(kClientMac, kLbMac).qinq(10, 20).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).udp(7, 53).build(),
+             "203.0.113.10:53/udp");
+    check_tx(lb, PacketBuilder().eth(kClientMac, kLbMac).vlan(7).ipv6(ip("2001:db8:ff::1"), ip("2001:db8::10")).tcp(7, 443).build(),
+             "[2001:db8::10]:443/tcp");
+}
+
+TEST_CASE("a backend's MAC in the config is the destination MAC") {
+    Lb lb;
+    Mac m{2, 0, 0, 0, 0x0b, 0x31};
+    check_tx(lb, tcp4("198.51.100.7", 5555, "203.0.113.40", 80), "203.0.113.40:80/tcp", &m);
+}
+
+TEST_CASE("traffic that is not for a VIP passes untouched and is counted") {
+    Lb lb;
+    std::vector<Bytes> misses = {
+        tcp4("198.51.100.7", 5555, "203.0.113.11", 80),   // other address
+        tcp4("198.51.100.7", 5555, "203.0.113.10", 81),   // other port
+        udp4("198.51.100.7", 5555, "203.0.113.10", 80),   // other protocol
+        tcp6("2001:db8:ff::1", 5555, "2001:db8::11", 443),
+        tcp6("2001:db8:ff::1", 5555, "2001:db8::10", 80),
+        PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).proto(47).payload("gre").build(),
+    };
+    for (auto& m : misses) {
+        auto r = lb.run(m);
+        CHECK(r.retval == XDP_PASS);
+        CHECK(r.data == m);
+    }
+    CHECK(lb.reason(XLB_R_PASS_NOT_VIP) == misses.size());
+    Bytes arp(60, 0);
+    arp[12] = 0x08, arp[13] = 0x06;
+    auto r = lb.run(arp);
+    CHECK(r.retval == XDP_PASS);
+    CHECK(r.data == arp);
+    CHECK(lb.reason(XLB_R_PASS_NOT_IP) == 1);
+    CHECK(lb.reason(XLB_R_TX) == 0);
+}
+
+TEST_CASE("truncation at every byte: to a VIP dropped once the IP header is there, else passed") {
+    Lb lb;
+    struct Fx {
+        Bytes pkt;
+        size_t ip_end;  // bytes needed to know the destination
+    };
+    std::vector<Fx> fx = {
+        {tcp4("198.51.100.7", 5555, "203.0.113.10", 80), 14 + 20},
+        {udp4("198.51.100.7", 5555, "203.0.113.10", 53), 14 + 20},
+        {tcp6("2001:db8:ff::1", 5555, "2001:db8::10", 443), 14 + 40},
+        {PacketBuilder().eth(kClientMac, kLbMac).vlan(5).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).tcp(1, 80).build(), 18 + 20},
+    };
+    uint64_t drops = 0, passes = 0;
+    for (auto& f : fx) {
+        for (size_t len = 0; len < f.pkt.size(); len++) {
+            Bytes cut(f.pkt.begin(), f.pkt.begin() + static_cast<long>(len));
+            CAPTURE(len);
+            if (len < 14) continue;  // BPF_PROG_TEST_RUN refuses frames shorter than Ethernet
+            auto r = lb.run(cut);
+            if (len < f.ip_end) {
+                CHECK(r.retval == XDP_PASS);
+                CHECK(r.data == cut);
+                passes++;
+            } else {
+                CHECK(r.retval == XDP_DROP);
+                drops++;
+            }
+        }
+        CHECK(lb.run(f.pkt).retval == XDP_TX);
+    }
+    CHECK(lb.reason(XLB_R_DROP_TRUNCATED) == drops);
+    CHECK(lb.reason(XLB_R_PASS_TRUNCATED) + lb.reason(XLB_R_PASS_NOT_IP) == passes);
+    CHECK(lb.reason(XLB_R_TX) == fx.size());
+}
+
+TEST_CASE("an IPv4 total length longer than the frame is dropped, Ethernet padding is not sent") {
+    Lb lb;
+    Bytes p = tcp4("198.51.100.7", 5555, "203.0.113.10", 80);
+    Bytes lie = p;
+    lie[16] = 0x05;  // total length 0x05xx > frame
+    lie[24] = lie[25] = 0;
+    CHECK(lb.run(lie).retval == XDP_DROP);
+    Bytes small = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).udp(9, 53).build();
+    Bytes padded = small;
+    padded.resize(60, 0);  // minimum Ethernet frame
+    auto r = lb.run(padded);
+    REQUIRE(r.retval == XDP_TX);
+    Packet o = parse(r.data);
+    CHECK(r.data.size() == small.size() + 20);
+    CHECK(o.dst.to_string() == lb.maglev(parse(small).key, "203.0.113.10:53/udp"));
+}
+
+TEST_CASE("fragments to a VIP are dropped and counted; to other addresses they pass") {
+    Lb lb;
+    auto first = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.9"), ip("203.0.113.10")).fragment(0, true, 77).udp(1000, 53).payload(std::string(64, 'x')).build();
+    auto later = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.9"), ip("203.0.113.10")).fragment(1480, false, 77).proto(17).payload(std::string(64, 'y')).build();
+    auto v6 = PacketBuilder().eth(kClientMac, kLbMac).ipv6(ip("2001:db8:ff::9"), ip("2001:db8::10")).fragment(0, true, 5).tcp(1, 443).build();
+    auto v6later = PacketBuilder().eth(kClientMac, kLbMac).ipv6(ip("2001:db8:ff::9"), ip("2001:db8::10")).fragment(1448, false, 5).proto(6).payload(std::string(32, 'z')).build();
+    for (auto* f : {&first, &later, &v6, &v6later}) CHECK(lb.run(*f).retval == XDP_DROP);
+    CHECK(lb.reason(XLB_R_DROP_FRAGMENT) == 4);
+    auto other = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.9"), ip("192.0.2.1")).fragment(1480, false, 77).proto(17).payload("y").build();
+    auto r = lb.run(other);
+    CHECK(r.retval == XDP_PASS);
+    CHECK(r.data == other);
+}
+
+TEST_CASE("IPv4 options to a VIP are forwarded inside the tunnel and counted") {
+    Lb lb;
+    check_tx(lb, PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("192.0.2.1"), ip("203.0.113.10")).ipv4_options({1, 1, 1, 1, 0x94, 4, 0, 0}).tcp(40000, 80).build(),
+             "203.0.113.10:80/tcp");
+    CHECK(lb.reason(XLB_R_IP_OPTIONS) == 1);
+}
+
+TEST_CASE("ICMP frag-needed and ICMPv6 packet-too-big follow the flow they quote") {
+    Lb lb;
+    // A flow, then a router's error about the VIP's reply to it.
+    Bytes syn = tcp4("198.51.100.7", 5555, "203.0.113.10", 80);
+    auto first = lb.run(syn);
+    REQUIRE(first.retval == XDP_TX);
+    auto reply = PacketBuilder().ipv4(ip("203.0.113.10"), ip("198.51.100.7")).tcp(80, 5555).flags(TcpFlags::ack).payload(std::string(100, 'r')).build();
+    auto icmp = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("192.0.2.254"), ip("203.0.113.10")).icmp_error(3, 4, reply).build();
+    auto r = lb.run(icmp);
+    REQUIRE(r.retval == XDP_TX);
+    CHECK(outer_dst(r.data) == outer_dst(first.data));
+    // The outer source is the flow's, so the error lands on the flow's receive queue.
+    auto flow = parse(syn).key;
+    CHECK(r.data == expected_encap(icmp, ip(outer_dst(first.data).c_str()), nullptr, &flow));
+    CHECK(lb.reason(XLB_R_ICMP_TOO_BIG) == 1);
+
+    Bytes syn6 = tcp6("2001:db8:ff::1", 5555, "2001:db8::10", 443);
+    auto f6 = lb.run(syn6);
+    REQUIRE(f6.retval == XDP_TX);
+    auto reply6 = PacketBuilder().ipv6(ip("2001:db8::10"), ip("2001:db8:ff::1")).tcp(443, 5555).flags(TcpFlags::ack).payload(std::string(64, 'r')).build();
+    auto ptb = PacketBuilder().eth(kClientMac, kLbMac).ipv6(ip("2001:db8:ee::1"), ip("2001:db8::10")).icmp_error(2, 0, reply6).build();
+    auto r6 = lb.run(ptb);
+    REQUIRE(r6.retval == XDP_TX);
+    CHECK(outer_dst(r6.data) == outer_dst(f6.data));
+    CHECK(lb.reason(XLB_R_ICMP_TOO_BIG) == 2);
+
+    // Not a too-big error, or quoting a flow of no service: passed to the stack.
+    auto echo = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).echo_request(1, 1).build();
+    auto unreach = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("192.0.2.254"), ip("203.0.113.10")).icmp_error(3, 1, reply).build();
+    auto other = PacketBuilder().ipv4(ip("203.0.113.99"), ip("198.51.100.7")).tcp(80, 5555).build();
+    auto about_other = PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("192.0.2.254"), ip("203.0.113.99")).icmp_error(3, 4, other).build();
+    for (auto* p : {&echo, &unreach, &about_other}) {
+        auto x = lb.run(*p);
+        CHECK(x.retval == XDP_PASS);
+        CHECK(x.data == *p);
+    }
+    CHECK(lb.reason(XLB_R_PASS_ICMP) == 3);
+}
+
+TEST_CASE("the connection table keeps a flow on its backend when the table changes") {
+    Lb lb;
+    // Find flows whose Maglev backend changes when 10.0.1.13 is replaced by 10.0.1.14.
+    std::string after = std::string(kConfig);
+    after.replace(after.find("backends = [\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.13\"]"), 50,
+                  "backends = [\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.14\"]");
+    auto cfg2 = Lb::parse(after);
+    edge::maglev::Table t2(xlb::maglev_backends(cfg2.services[0]), cfg2.table_size);
+    int moved = 0;
+    std::vector<std::pair<Bytes, std::string>> flows;
+    for (uint16_t port = 1000; port < 1400; port++) {
+        Bytes syn = tcp4("198.51.100.7", port, "203.0.113.10", 80);
+        auto r = lb.run(syn);
+        REQUIRE(r.retval == XDP_TX);
+        flows.emplace_back(tcp4("198.51.100.7", port, "203.0.113.10", 80, TcpFlags::ack), outer_dst(r.data));
+    }
+    auto before_stats = lb.svc("203.0.113.10:80/tcp");
+    CHECK(before_stats.new_flows == 400);
+    CHECK(before_stats.ct_misses == 400);
+    lb.reload(after);
+    for (auto& [ack, backend] : flows) {
+        Packet p = parse(ack);
+        std::string now = t2.backends()[t2.lookup(edge::hash::flow_hash(p.key, cfg2.hash_key))].name;
+        if (now != backend) moved++;
+        auto r = lb.run(ack);
+        REQUIRE(r.retval == XDP_TX);
+        CHECK(outer_dst(r.data) == backend);  // established: old backend, even 10.0.1.13
+    }
+    CHECK(moved > 50);  // the test means something: many flows would have moved
+    auto st = lb.svc("203.0.113.10:80/tcp");
+    CHECK(st.ct_hits == 400);
+    CHECK(st.packets == 800);
+    // A new connection (SYN) on the same tuple takes the new table.
+    for (auto& [ack, backend] : flows) {
+        Bytes syn = ack;
+        Packet p = parse(syn);
+        syn[p.l4_off + 13] = TcpFlags::syn;
+        auto r = lb.run(syn);  // checksum is stale, but the balancer does not verify it
+        std::string now = t2.backends()[t2.lookup(edge::hash::flow_hash(p.key, cfg2.hash_key))].name;
+        CHECK(outer_dst(r.data) == now);
+    }
+}
+
+TEST_CASE("table updates flip between two halves of the ring; a drained backend gets no new flows") {
+    Lb lb;
+    auto key = xlb::vip_key(lb.cfg.services[0]);
+    xlb_service before{}, after{};
+    REQUIRE(bpf_map_lookup_elem(bpf_map__fd(lb.s->maps.xlb_services), &key, &before) == 0);
+    // Established flows first.
+    std::map<uint16_t, std::string> est;
+    for (uint16_t port = 2000; port < 2300; port++) est[port] = outer_dst(lb.run(tcp4("198.51.100.8", port, "203.0.113.10", 80)).data);
+    std::string drained = std::string(kConfig);
+    drained.replace(drained.find("backends = [\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.13\"]"), 50,
+                    "backends = [\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.13=0\"]");
+    lb.reload(drained);
+    REQUIRE(bpf_map_lookup_elem(bpf_map__fd(lb.s->maps.xlb_services), &key, &after) == 0);
+    CHECK(after.id == before.id);
+    CHECK(after.ring_base != before.ring_base);
+    CHECK((after.ring_base == before.ring_base + lb.cfg.table_size || before.ring_base == after.ring_base + lb.cfg.table_size));
+    int to13 = 0;
+    for (auto& [port, b] : est) {
+        auto r = lb.run(tcp4("198.51.100.8", port, "203.0.113.10", 80, TcpFlags::ack));
+        CHECK(outer_dst(r.data) == b);
+        to13 += b == "10.0.1.13";
+    }
+    CHECK(to13 > 30);
+    for (uint16_t port = 3000; port < 3500; port++) {
+        auto r = lb.run(tcp4("198.51.100.9", port, "203.0.113.10", 80));
+        REQUIRE(r.retval == XDP_TX);
+        CHECK(outer_dst(r.data) != "10.0.1.13");
+    }
+}
+
+TEST_CASE("a service with every backend drained drops and counts") {
+    Lb lb;
+    CHECK(lb.run(udp4("198.51.100.7", 5, "203.0.113.30", 53)).retval == XDP_DROP);
+    CHECK(lb.reason(XLB_R_DROP_NO_BACKEND) == 1);
+    CHECK(lb.svc("203.0.113.30:53/udp").drops == 1);
+}
+
+TEST_CASE("QUIC: long headers by Maglev, short headers by the server id in the DCID") {
+    Lb lb;
+    const std::string svc = "203.0.113.10:443/udp";
+    // Long header (Initial): Maglev on the 4-tuple.
+    std::string initial = "\xc0\x00\x00\x00\x01\x08\x01\x02\x03\x04\x05\x06\x07\x08\x00";
+    initial.append(1200 - initial.size(), '\0');
+    check_tx(lb, udp4("198.51.100.7", 50000, "203.0.113.10", 443, initial), svc);
+    // Short header with each backend's server id: that backend, whatever the 4-tuple.
+    std::map<uint32_t, std::string> sid = {{0x0a01, "10.0.1.11"}, {0x0a02, "10.0.1.12"}, {0x0a03, "10.0.1.13"}};
+    for (auto& [id, addr] : sid) {
+        for (uint16_t port = 40000; port < 40050; port++) {  // a client that changes port keeps its backend
+            auto r = lb.run(udp4("198.51.100.7", port, "203.0.113.10", 443, quic_short(id)));
+            REQUIRE(r.retval == XDP_TX);
+            CHECK(outer_dst(r.data) == addr);
+        }
+    }
+    CHECK(lb.reason(XLB_R_QUIC_CID) == 150);
+    CHECK(lb.svc(svc).quic_cid == 150);
+    // Unknown server id, or another configuration's CID: Maglev, counted.
+    for (auto* p : {"unknown", "config"}) {
+        Bytes pkt = udp4("198.51.100.7", 41000, "203.0.113.10", 443,
+                         std::string(p) == "unknown" ? quic_short(0x0bad) : quic_short(0x0a01, 3));
+        check_tx(lb, pkt, svc);
+    }
+    CHECK(lb.reason(XLB_R_QUIC_CID_UNKNOWN) == 2);
+    // Too short to hold our CID: Maglev.
+    check_tx(lb, udp4("198.51.100.7", 41001, "203.0.113.10", 443, std::string("\x40\x07\x0a", 3)), svc);
+    // The same short header to a non-QUIC UDP service is not CID-routed.
+    Bytes dns = udp4("198.51.100.7", 41002, "203.0.113.10", 53, quic_short(0x0a03));
+    check_tx(lb, dns, "203.0.113.10:53/udp");
+    CHECK(lb.reason(XLB_R_QUIC_CID) == 150);
+}
+
+TEST_CASE("per-service and per-backend counters add up") {
+    Lb lb;
+    uint64_t bytes = 0;
+    for (uint16_t port = 100; port < 200; port++) {
+        Bytes p = udp4("198.51.100.7", port, "203.0.113.10", 53, std::string(port, 'x'));
+        bytes += p.size() - 14;
+        CHECK(lb.run(p).retval == XDP_TX);
+    }
+    auto st = lb.svc("203.0.113.10:53/udp");
+    CHECK(st.packets == 100);
+    CHECK(st.bytes == bytes);
+    CHECK(st.new_flows == 100);
+    uint64_t sum = 0, sum_new = 0;
+    for (auto* b : {"10.0.1.11", "10.0.1.12", "10.0.1.13"}) {
+        auto s = lb.be(b);
+        CHECK(s.packets > 10);
+        sum += s.packets;
+        sum_new += s.new_flows;
+    }
+    CHECK(sum == 100);
+    CHECK(sum_new == 100);
+}
+
+TEST_CASE("the outer source varies per flow inside the configured prefix") {
+    Lb lb;
+    std::set<std::string> v4, v6;
+    for (uint16_t port = 1; port <= 200; port++) {
+        auto r = lb.run(tcp4("198.51.100.7", port, "203.0.113.10", 80));
+        Packet o = parse(r.data);
+        CHECK(Prefix::parse("172.16.0.0/16")->contains(o.src));
+        v4.insert(o.src.to_string());
+        auto r6 = lb.run(tcp6("2001:db8:ff::1", port, "2001:db8::10", 443));
+        Packet o6 = parse(r6.data);
+        CHECK(Prefix::parse("fd00:e:1b::/96")->contains(o6.src));
+        v6.insert(o6.src.to_string());
+    }
+    CHECK(v4.size() > 190);
+    CHECK(v6.size() > 190);
+}
+
+TEST_CASE("xdp_lb and maglev-calc's table pick the same backend for 10,000 random flows") {
+    Lb lb;
+    std::mt19937_64 rng(42);
+    int checked = 0;
+    for (int i = 0; i < 10000; i++) {
+        bool v6 = rng() % 5 == 0;
+        uint16_t sport = static_cast<uint16_t>(1024 + rng() % 60000);
+        Bytes pkt;
+        std::string svc;
+        if (v6) {
+            std::array<uint8_t, 16> a{0x20, 0x01, 0x0d, 0xb8, 0, 0xff};
+            for (int k = 8; k < 16; k++) a[size_t(k)] = static_cast<uint8_t>(rng());
+            pkt = PacketBuilder().eth(kClientMac, kLbMac).ipv6(IpAddr::v6(a), ip("2001:db8::10")).tcp(sport, 443).flags(TcpFlags::syn).build();
+            svc = "[2001:db8::10]:443/tcp";
+        } else {
+            auto src = IpAddr::v4(static_cast<uint32_t>(0x0a000000u | (rng() & 0x00ffffffu)));
+            bool udp = rng() % 2;
+            auto b = PacketBuilder().eth(kClientMac, kLbMac).ipv4(src, ip("203.0.113.10"));
+            if (udp) b.udp(sport, 53);
+            else b.tcp(sport, 80).flags(TcpFlags::syn);
+            pkt = b.build();
+            svc = udp ? "203.0.113.10:53/udp" : "203.0.113.10:80/tcp";
+        }
+        auto r = lb.run(pkt);
+        REQUIRE(r.retval == XDP_TX);
+        Packet p = parse(pkt);
+        if (outer_dst(r.data) != lb.maglev(p.key, svc)) FAIL_CHECK("flow " << format_flow(p.key) << " differs");
+        checked++;
+    }
+    CHECK(checked == 10000);
+}
