@@ -102,6 +102,7 @@ Error parse_body(Reader& r, Frame& f) {
             Bytes cid;
             if (!skip_varints(r, 2) || !r.vec8(cid)) return Error::truncated;
             if (cid.empty() || cid.size() > 20) return Error::invalid;
+            f.data = cid;  // the new connection ID
             return r.skip(16) ? Error::ok : Error::truncated;
         }
         case 0x1a:

@@ -47,7 +47,7 @@ struct Frame {
 
     // CRYPTO
     std::uint64_t crypto_offset = 0;
-    Bytes data;  // CRYPTO data, NEW_TOKEN token, or CONNECTION_CLOSE reason
+    Bytes data;  // CRYPTO data, NEW_TOKEN token, NEW_CONNECTION_ID CID, or CONNECTION_CLOSE reason
 
     // CONNECTION_CLOSE
     std::uint64_t error_code = 0;

@@ -1,0 +1,568 @@
+#include "quic/conntrack.hpp"
+
+#include <algorithm>
+
+namespace edge::quic {
+
+namespace {
+
+constexpr int kInitial = 0, kHandshake = 1, kApp = 2;
+
+std::string tuple_key(const net::Endpoint& src, const net::Endpoint& dst) {
+    std::string k;
+    k.reserve(38);
+    k.push_back(static_cast<char>(src.addr.family()));
+    k.append(reinterpret_cast<const char*>(src.addr.bytes().data()), src.addr.bytes().size());
+    k.push_back(static_cast<char>(src.port >> 8));
+    k.push_back(static_cast<char>(src.port));
+    k.append(reinterpret_cast<const char*>(dst.addr.bytes().data()), dst.addr.bytes().size());
+    k.push_back(static_cast<char>(dst.port >> 8));
+    k.push_back(static_cast<char>(dst.port));
+    return k;
+}
+
+std::string cid_key(Bytes cid) { return std::string(cid.begin(), cid.end()); }
+
+bool contains(const std::vector<Cid>& list, Bytes cid) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const Cid& c) { return std::equal(c.begin(), c.end(), cid.begin(), cid.end()); });
+}
+
+void note(PacketRecord* rec, std::string_view what) {
+    if (!rec) return;
+    if (!rec->note.empty()) rec->note += "; ";
+    rec->note += what;
+}
+
+void set_time(std::int64_t& slot, std::int64_t ts) {
+    if (slot == kNoTime) slot = ts;
+}
+
+// EncryptedExtensions (RFC 8446 4.3.1): the server's ALPN choice and transport parameters.
+void parse_encrypted_extensions(Connection& c, Bytes msg) {
+    auto m = next_handshake_message(msg);
+    if (!m || m->type != 8) return;
+    Reader r(m->body);
+    Bytes exts;
+    if (!r.vec16(exts)) return;
+    Reader er(exts);
+    while (!er.empty()) {
+        std::uint16_t type = 0;
+        Bytes body;
+        if (!er.u16(type) || !er.vec16(body)) return;
+        if (type == tls::kExtAlpn) {
+            Reader ar(body);
+            Bytes list, proto;
+            if (ar.vec16(list)) {
+                Reader pr(list);
+                if (pr.vec8(proto)) c.alpn_selected.assign(proto.begin(), proto.end());
+            }
+        } else if (type == tls::kExtQuicTransportParams || type == tls::kExtQuicTransportParamsDraft) {
+            if (auto tp = parse_transport_params(body)) c.server_transport_params = std::move(tp.value);
+        }
+    }
+    c.has_encrypted_extensions = true;
+}
+
+}  // namespace
+
+ConnectionTracker::ConnectionTracker(TrackerOptions opts) : opts_(std::move(opts)) {}
+
+bool ConnectionTracker::is_quic_port(std::uint16_t port) const noexcept {
+    return std::find(opts_.ports.begin(), opts_.ports.end(), port) != opts_.ports.end();
+}
+
+Connection* ConnectionTracker::find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const {
+    auto it = by_tuple_.find(tuple_key(src, dst));
+    return it == by_tuple_.end() ? nullptr : conns_[it->second].get();
+}
+
+Connection* ConnectionTracker::find_cid(Bytes cid) const {
+    if (cid.empty()) return nullptr;
+    auto it = by_cid_.find(cid_key(cid));
+    return it == by_cid_.end() ? nullptr : conns_[it->second].get();
+}
+
+void ConnectionTracker::index_cid(Connection& c, Bytes cid) {
+    if (cid.empty()) return;  // zero-length CIDs route by address only
+    by_cid_[cid_key(cid)] = c.id - 1;
+    if (std::find(cid_lengths_.begin(), cid_lengths_.end(), cid.size()) == cid_lengths_.end())
+        cid_lengths_.push_back(cid.size());
+}
+
+void ConnectionTracker::index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b) {
+    by_tuple_[tuple_key(a, b)] = c.id - 1;
+    by_tuple_[tuple_key(b, a)] = c.id - 1;
+}
+
+void ConnectionTracker::add_cid(Connection& c, std::vector<Cid>& list, Bytes cid, bool index) {
+    if (index) index_cid(c, cid);
+    if (!contains(list, cid)) list.emplace_back(cid.begin(), cid.end());
+}
+
+Connection* ConnectionTracker::create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst,
+                                      const PacketHeader& h0) {
+    auto c = std::make_unique<Connection>();
+    c->id = conns_.size() + 1;
+    c->first_us = c->last_us = ts;
+    bool src_is_client = false;
+    if (h0.type == PacketType::initial) {
+        // A client Initial opens with keys from its own DCID; a server Initial does not.
+        if (auto keys = derive_initial_keys(h0.version, h0.dcid)) {
+            if (open_packet(h0.packet, h0.pn_offset, keys->client)) {
+                src_is_client = true;
+                c->roles_known = true;
+            }
+        }
+    }
+    if (!c->roles_known) {
+        if (h0.type == PacketType::zero_rtt) {
+            src_is_client = true;
+        } else {
+            const bool sq = is_quic_port(src.port), dq = is_quic_port(dst.port);
+            src_is_client = sq != dq ? dq : src.port >= dst.port;  // else: servers use the lower port
+        }
+    }
+    c->client = src_is_client ? src : dst;
+    c->server = src_is_client ? dst : src;
+    conns_.push_back(std::move(c));
+    Connection* p = conns_.back().get();
+    index_tuple(*p, src, dst);
+    return p;
+}
+
+FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst,
+                                   Bytes payload, std::size_t udp_bytes, std::vector<PacketRecord>* packets) {
+    stats_.datagrams++;
+    const bool port_match = is_quic_port(src.port) || is_quic_port(dst.port);
+    Connection* by_tuple = find_tuple(src, dst);
+    auto reject = [&] {
+        if (port_match || by_tuple) {
+            stats_.garbage++;
+            return FeedResult::garbage;
+        }
+        stats_.not_quic++;
+        return FeedResult::not_quic;
+    };
+    if (payload.empty()) return reject();
+    auto dg = split_datagram(payload, 0);
+    if (!dg) return reject();
+    const PacketHeader& h0 = dg->packets.front();
+
+    // Is this QUIC at all?
+    bool plausible;
+    if (h0.type == PacketType::unknown_long)
+        plausible = h0.dcid.size() <= kMaxCidLenV1 && h0.scid.size() <= kMaxCidLenV1 &&
+                    (payload.size() >= 1200 || by_tuple);  // unknown versions: only padded client Initials
+    else if (h0.type == PacketType::version_negotiation)
+        plausible = !h0.supported_versions.empty();
+    else if (h0.long_header)
+        plausible = h0.fixed_bit || by_tuple;
+    else
+        plausible = (h0.fixed_bit || by_tuple) && payload.size() >= 1 + 1 + kHpSampleLen + 4;
+    // Heuristics: a long header of a version we know, or a greased version in a padded
+    // datagram (a client provoking Version Negotiation).
+    const bool known_version = h0.long_header && (is_supported_version(h0.version) ||
+                                                  (is_grease_version(h0.version) && payload.size() >= 1200));
+    if (!port_match && !by_tuple && !(opts_.heuristics && known_version)) {
+        stats_.not_quic++;
+        return FeedResult::not_quic;
+    }
+    if (!plausible) return reject();
+
+    // Which connection? Connection IDs first (they survive address changes), then addresses.
+    Connection* c = nullptr;
+    if (h0.long_header) {
+        c = find_cid(h0.dcid);
+        if (!c && h0.type == PacketType::version_negotiation) c = find_cid(h0.scid);
+        if (c && c != by_tuple) {
+            const bool same_path = (src == c->client && dst == c->server) || (src == c->server && dst == c->client);
+            // Client Initials do not migrate: the same DCID from elsewhere is another connection.
+            if (!same_path && h0.type == PacketType::initial) c = nullptr;
+        }
+        if (!c && by_tuple) {
+            c = by_tuple;
+            // A client's fresh Initial with a DCID never seen on a tuple whose connection got
+            // past its first flight is a new connection reusing the ports; after a Version
+            // Negotiation (no server Initial yet) it is the same attempt, continued.
+            if (h0.type == PacketType::initial && src == c->client && !contains(c->dcids, h0.dcid) &&
+                (c->t_server_initial != kNoTime || c->t_server_handshake != kNoTime || c->t_retry != kNoTime ||
+                 (c->t_client_initial != kNoTime && !c->version_negotiation)))
+                c = nullptr;
+        }
+    } else {
+        c = by_tuple;
+        if (!c)
+            for (std::size_t len : cid_lengths_)
+                if (payload.size() > len)
+                    if ((c = find_cid(payload.subspan(1, len)))) break;
+    }
+    if (!c) c = create(ts, src, dst, h0);
+
+    Dir d;
+    if (src == c->client) {
+        d = Dir::to_server;
+    } else if (src == c->server) {
+        d = Dir::to_client;
+    } else {
+        // A new path for a known CID (migration, NAT rebinding): the DCID says whose it is.
+        Bytes dcid = h0.long_header ? h0.dcid : payload.subspan(1, std::min<std::size_t>(payload.size() - 1, 20));
+        bool to_server = false;
+        for (const auto& sc : c->server_cids)
+            if (dcid.size() >= sc.size() && std::equal(sc.begin(), sc.end(), dcid.begin())) to_server = true;
+        if (!to_server && !c->original_dcid.empty() && dcid.size() >= c->original_dcid.size() &&
+            std::equal(c->original_dcid.begin(), c->original_dcid.end(), dcid.begin()))
+            to_server = true;
+        d = to_server ? Dir::to_server : Dir::to_client;
+        c->path_changes++;
+        index_tuple(*c, src, dst);
+    }
+
+    // split_datagram() takes a short header without the fixed bit after a packet for
+    // padding, but RFC 9287 lets peers that negotiated grease_quic_bit clear it (ngtcp2
+    // does). Padding is zeros: anything else there is a 1-RTT packet.
+    if (dg->trailing_bytes) {
+        const std::size_t off = payload.size() - dg->trailing_bytes;
+        if (payload[off] != 0 && !(payload[off] & 0x80))
+            if (auto sh = parse_packet_header(payload.subspan(off), 0)) {
+                dg->packets.push_back(sh.value);
+                dg->trailing_bytes = 0;
+            }
+    }
+    stats_.quic_datagrams++;
+    if (dg->packets.size() > 1) stats_.coalesced++;
+    if (dg->trailing_bytes) stats_.trailing_bytes++;
+    const std::uint64_t bytes = udp_bytes ? udp_bytes : payload.size();
+    DirCounts& dc = d == Dir::to_server ? c->from_client : c->from_server;
+    dc.datagrams++;
+    dc.bytes += bytes;
+    c->last_us = std::max(c->last_us, ts);
+    if (ts < c->first_us) c->first_us = ts;
+
+    for (std::size_t i = 0; i < dg->packets.size(); ++i) {
+        PacketHeader h = dg->packets[i];
+        if (!h.long_header) {
+            // Short headers carry no DCID length: it is the length the receiver issued.
+            const int len = d == Dir::to_server ? c->server_cid_len_ : c->client_cid_len_;
+            if (len > 0)
+                if (auto re = parse_packet_header(h.packet, static_cast<std::size_t>(len))) h = re.value;
+        }
+        stats_.quic_packets++;
+        dc.packets++;
+        PacketRecord rec;
+        PacketRecord* rp = packets ? &rec : nullptr;
+        if (rp) {
+            rec.conn = c->id;
+            rec.dir = d;
+            rec.index = i;
+            rec.type = h.type;
+            rec.version = h.version;
+            rec.dcid.assign(h.dcid.begin(), h.dcid.end());
+            rec.scid.assign(h.scid.begin(), h.scid.end());
+            rec.token_bytes = h.token.size();
+            rec.size = h.size;
+        }
+        process(*c, d, ts, h, rp);
+        if (packets) packets->push_back(std::move(rec));
+    }
+    // Bytes each way before the server could trust the client's address.
+    if (!c->address_validated) (d == Dir::to_server ? c->client_bytes_unvalidated : c->server_bytes_unvalidated) += bytes;
+    return FeedResult::quic;
+}
+
+const PacketKeys* ConnectionTracker::initial_keys(Connection& c, std::uint32_t version, Dir d) {
+    if (!c.has_initial_dcid_) return nullptr;
+    for (auto& [v, k] : c.initial_keys_)
+        if (v == version) return d == Dir::to_server ? &k.client : &k.server;
+    auto keys = derive_initial_keys(version, c.initial_dcid_);
+    if (!keys) return nullptr;
+    c.initial_keys_.emplace_back(version, std::move(keys.value));
+    auto& k = c.initial_keys_.back().second;
+    return d == Dir::to_server ? &k.client : &k.server;
+}
+
+bool ConnectionTracker::ensure_secrets(Connection& c) {
+    if (!opts_.keylog || !c.has_client_hello) return false;
+    if (!c.secrets_looked_up_) {
+        c.secrets_looked_up_ = true;
+        c.secrets_ = opts_.keylog->find(c.client_hello.random);
+        c.keylog_found = c.secrets_ != nullptr;
+    }
+    return c.secrets_ != nullptr;
+}
+
+const PacketKeys* ConnectionTracker::tls_keys(Connection& c, Dir d, int space, std::uint32_t version) {
+    if (!ensure_secrets(c) || !c.has_server_hello) return nullptr;
+    Cipher cipher;
+    if (!cipher_for_suite(c.server_hello.cipher_suite, cipher)) return nullptr;
+    auto& slot = (space == kHandshake ? c.hs_keys_ : c.app_keys_)[static_cast<int>(d)];
+    if (slot.have && slot.version == version) return &slot.keys;
+    const auto& secret = space == kHandshake
+                             ? (d == Dir::to_server ? c.secrets_->client_handshake : c.secrets_->server_handshake)
+                             : (d == Dir::to_server ? c.secrets_->client_app : c.secrets_->server_app);
+    if (secret.empty()) return nullptr;
+    auto k = derive_packet_keys(version, cipher, secret);
+    if (!k) return nullptr;
+    slot.have = true;
+    slot.version = version;
+    slot.keys = std::move(k.value);
+    slot.secret = secret;
+    return &slot.keys;
+}
+
+void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const PacketHeader& h, PacketRecord* rec) {
+    const bool cs = d == Dir::to_server;
+    if (h.long_header && h.type != PacketType::version_negotiation) {
+        if (std::find(c.versions.begin(), c.versions.end(), h.version) == c.versions.end())
+            c.versions.push_back(h.version);
+        add_cid(c, c.dcids, h.dcid, false);
+        add_cid(c, c.scids, h.scid, false);
+        // The SCID of a long header is a CID its sender issued.
+        if (h.type != PacketType::retry) {
+            add_cid(c, cs ? c.client_cids : c.server_cids, h.scid, true);
+            int& len = cs ? c.client_cid_len_ : c.server_cid_len_;
+            if (len < 0) len = static_cast<int>(h.scid.size());
+        }
+    } else if (!h.long_header && !h.dcid.empty()) {
+        add_cid(c, c.dcids, h.dcid, false);
+    }
+
+    int space = -1;
+    const PacketKeys* keys = nullptr;
+    switch (h.type) {
+        case PacketType::initial:
+            space = kInitial;
+            if (cs) {
+                if (c.t_client_initial == kNoTime) {
+                    c.t_client_initial = ts;
+                    c.handshake_seen = true;
+                }
+                if (!c.has_initial_dcid_) {
+                    c.has_initial_dcid_ = true;
+                    c.initial_dcid_.assign(h.dcid.begin(), h.dcid.end());
+                    c.original_dcid = c.initial_dcid_;
+                    index_cid(c, h.dcid);
+                }
+            } else {
+                set_time(c.t_server_initial, ts);
+            }
+            keys = initial_keys(c, h.version, d);
+            break;
+        case PacketType::handshake:
+            space = kHandshake;
+            if (cs) {
+                set_time(c.t_client_handshake, ts);
+                c.address_validated = true;  // RFC 9000 8.1: a Handshake packet proves the address
+            } else {
+                set_time(c.t_server_handshake, ts);
+            }
+            keys = tls_keys(c, d, kHandshake, h.version);
+            break;
+        case PacketType::one_rtt: {
+            space = kApp;
+            if (cs) {
+                set_time(c.t_client_1rtt, ts);
+                c.address_validated = true;
+            } else {
+                set_time(c.t_server_1rtt, ts);
+            }
+            std::uint32_t v = c.versions.empty() ? kVersion1 : c.versions.back();
+            keys = tls_keys(c, d, kApp, v);
+            break;
+        }
+        case PacketType::zero_rtt:
+            c.zero_rtt_packets++;
+            note(rec, "0-RTT not decrypted");
+            return;
+        case PacketType::retry: {
+            c.retry = true;
+            set_time(c.t_retry, ts);
+            c.retry_token_bytes = h.token.size();
+            if (c.has_initial_dcid_) {
+                c.retry_tag_ok = verify_retry(h, c.initial_dcid_) ? 1 : 0;
+                if (!c.retry_tag_ok) note(rec, "Retry integrity tag does not match");
+            }
+            add_cid(c, c.server_cids, h.scid, true);
+            // The client's next Initials use keys from the Retry's SCID, and start a new CRYPTO stream.
+            c.has_initial_dcid_ = true;
+            c.initial_dcid_.assign(h.scid.begin(), h.scid.end());
+            c.initial_keys_.clear();
+            c.any_pn_[1][kInitial] = false;
+            c.largest_pn_[1][kInitial] = 0;
+            if (!c.has_client_hello) c.crypto_[0][0].reset();
+            c.crypto_consumed_[0][0] = 0;
+            return;
+        }
+        case PacketType::version_negotiation:
+            c.version_negotiation = true;
+            set_time(c.t_vn, ts);
+            c.vn_versions = h.supported_versions;
+            return;
+        case PacketType::unknown_long: {
+            // Some clients protect such an Initial like a version they know (ngtcp2, asked
+            // for an unknown version to provoke Version Negotiation, uses v1's layout and
+            // draft-29's salt). Try v1's layout with v1 and draft-29 keys: the AEAD tag
+            // says whether a guess was right.
+            if (!cs || ((h.first_byte >> 4) & 0x03) != 0) {
+                note(rec, "unknown version");
+                return;
+            }
+            std::vector<std::uint8_t> copy(h.packet.begin(), h.packet.end());
+            copy[1] = copy[2] = copy[3] = 0;
+            copy[4] = 1;
+            auto v1 = parse_packet_header(copy);
+            Result<OpenedPacket> opened = Error::invalid;
+            std::uint32_t as = 0;
+            for (std::uint32_t guess : {kVersion1, kVersionDraft29}) {
+                if (!v1) break;
+                auto k = derive_initial_keys(guess, v1->dcid);
+                if (k && (opened = open_packet(h.packet.first(v1->size), v1->pn_offset, k->client))) {
+                    as = guess;
+                    break;
+                }
+            }
+            if (!opened) {
+                note(rec, "unknown version");
+                return;
+            }
+            note(rec, "unknown version, protected like " + version_name(as));
+            if (c.t_client_initial == kNoTime) {
+                c.t_client_initial = ts;
+                c.handshake_seen = true;
+                c.original_dcid.assign(v1->dcid.begin(), v1->dcid.end());
+            }
+            if (rec) {
+                rec->decrypted = true;
+                rec->packet_number = opened->packet_number;
+            }
+            handle_frames(c, d, kInitial, ts, opened->payload, rec);
+            return;
+        }
+    }
+    if (!keys) {
+        c.no_keys++;
+        note(rec, space == kInitial ? "no Initial keys (client's first Initial not seen)" : "no keys");
+        return;
+    }
+    const int di = static_cast<int>(d);
+    auto opened = open_packet(h.packet, h.pn_offset, *keys, c.largest_pn_[di][space]);
+    if (!opened && space == kApp) {
+        // Maybe a key update (RFC 9001 6): the next generation keeps the header protection key.
+        auto& slot = c.app_keys_[di];
+        Cipher cipher = slot.keys.cipher;
+        if (auto next = next_traffic_secret(slot.version, cipher, slot.secret)) {
+            if (auto k = derive_packet_keys(slot.version, cipher, *next)) {
+                k->hp = slot.keys.hp;
+                if (auto o2 = open_packet(h.packet, h.pn_offset, *k, c.largest_pn_[di][space])) {
+                    slot.keys = std::move(k.value);
+                    slot.secret = std::move(next.value);
+                    opened = std::move(o2);
+                }
+            }
+        }
+    }
+    if (!opened) {
+        c.decrypt_failed++;
+        note(rec, opened.error == Error::truncated ? "truncated packet" : "decryption failed");
+        return;
+    }
+    c.decrypted[space]++;
+    if (!c.any_pn_[di][space] || opened->packet_number > c.largest_pn_[di][space])
+        c.largest_pn_[di][space] = opened->packet_number;
+    c.any_pn_[di][space] = true;
+    if (rec) {
+        rec->decrypted = true;
+        rec->packet_number = opened->packet_number;
+    }
+    if (!opened->reserved_bits_zero) note(rec, "reserved bits set");
+    handle_frames(c, d, space, ts, opened->payload, rec);
+}
+
+void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload,
+                                      PacketRecord* rec) {
+    const bool cs = d == Dir::to_server;
+    std::vector<Frame> frames;
+    Error e = parse_frames_partial(payload, frames);
+    if (e != Error::ok) note(rec, std::string("frames: ") + std::string(error_name(e)));
+    const int di = static_cast<int>(d);
+    bool crypto_added = false;
+    for (const auto& f : frames) {
+        if (rec && (rec->frames.empty() || rec->frames.back() != f.type)) rec->frames.push_back(f.type);
+        switch (f.type) {
+            case frame_type::crypto:
+                // Only the ClientHello, ServerHello and EncryptedExtensions are read.
+                if (space == kApp || (space == kHandshake && cs)) break;
+                if (space == kInitial && (cs ? c.has_client_hello : c.has_server_hello)) break;
+                if (space == kHandshake && c.has_encrypted_extensions) break;
+                {
+                    auto& rs = c.crypto_[di][space];
+                    if (!rs) rs = std::make_unique<CryptoReassembler>();
+                    if (rs->add(f.crypto_offset, f.data) == Error::ok) crypto_added = true;
+                }
+                break;
+            case frame_type::connection_close:
+            case frame_type::connection_close_app:
+                if (!c.close.seen) {
+                    c.close.seen = true;
+                    c.close.by_client = cs;
+                    c.close.application = f.type == frame_type::connection_close_app;
+                    c.close.error_code = f.error_code;
+                    c.close.reason.assign(f.data.begin(), f.data.end());
+                    c.close.ts_us = ts;
+                }
+                break;
+            case frame_type::handshake_done:
+                if (!cs) set_time(c.t_handshake_done, ts);
+                break;
+            case 0x18:  // NEW_CONNECTION_ID: another CID the sender will answer to
+                add_cid(c, cs ? c.client_cids : c.server_cids, f.data, true);
+                break;
+            default: break;
+        }
+    }
+    if (!crypto_added || space == kApp) return;
+
+    // Walk the complete handshake messages of this CRYPTO stream that are new.
+    auto& rs = c.crypto_[di][space];
+    std::size_t& consumed = c.crypto_consumed_[di][space];
+    while (true) {
+        Bytes stream = rs->contiguous();
+        if (consumed >= stream.size()) break;
+        auto m = next_handshake_message(stream.subspan(consumed));
+        if (!m) break;  // wait for more
+        Bytes whole = stream.subspan(consumed, m->size);
+        consumed += m->size;
+        if (space == kInitial && cs && m->type == tls::kClientHello && !c.has_client_hello) {
+            c.ch_bytes_.assign(whole.begin(), whole.end());
+            if (auto ch = parse_client_hello(c.ch_bytes_)) {
+                c.client_hello = std::move(ch.value);
+                c.has_client_hello = true;
+            } else {
+                note(rec, "malformed ClientHello");
+            }
+        } else if (space == kInitial && !cs && m->type == tls::kServerHello && !c.has_server_hello) {
+            std::vector<std::uint8_t> bytes(whole.begin(), whole.end());
+            if (auto sh = parse_server_hello(bytes)) {
+                if (sh->hello_retry_request) {
+                    c.hello_retry_request = true;
+                } else {
+                    c.sh_bytes_ = std::move(bytes);  // a moved vector keeps its buffer: the views stay valid
+                    c.server_hello = std::move(sh.value);
+                    c.has_server_hello = true;
+                }
+            } else {
+                note(rec, "malformed ServerHello");
+            }
+        } else if (space == kHandshake && !cs && m->type == 8 && !c.has_encrypted_extensions) {
+            c.ee_bytes_.assign(whole.begin(), whole.end());
+            parse_encrypted_extensions(c, c.ee_bytes_);
+        }
+    }
+    // The ClientHello is all we need from the client's Initial stream: free it.
+    if (space == kInitial && cs && c.has_client_hello) {
+        rs.reset();
+        consumed = 0;
+    }
+}
+
+}  // namespace edge::quic

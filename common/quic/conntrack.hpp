@@ -1,0 +1,186 @@
+// Groups the UDP datagrams of a capture into QUIC connections, the way an
+// observer on the path sees them: by addresses and by connection IDs (the
+// server picks its own CIDs in its first Initial, a Retry hands out another,
+// and a client that migrates keeps the server's CID). Initial packets are
+// decrypted to read the ClientHello (SNI, ALPN, transport parameters) and the
+// ServerHello; with a key log (see keylog.hpp) Handshake and 1-RTT packets too.
+//
+// Nothing here trusts the input: garbage is counted, never fatal.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/addr.hpp"
+#include "quic/frames.hpp"
+#include "quic/header.hpp"
+#include "quic/initial.hpp"
+#include "quic/keylog.hpp"
+#include "quic/tls.hpp"
+
+namespace edge::quic {
+
+using Cid = std::vector<std::uint8_t>;
+
+inline constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+
+enum class Dir : std::uint8_t { to_server, to_client };
+
+struct DirCounts {
+    std::uint64_t datagrams = 0;
+    std::uint64_t packets = 0;  // QUIC packets (several may share a datagram)
+    std::uint64_t bytes = 0;    // UDP payload bytes
+};
+
+struct ConnectionClose {
+    bool seen = false;
+    bool by_client = false;
+    bool application = false;  // CONNECTION_CLOSE 0x1d
+    std::uint64_t error_code = 0;
+    std::string reason;
+    std::int64_t ts_us = kNoTime;
+};
+
+struct Connection {
+    std::size_t id = 0;  // 1-based, in order of first packet
+    net::Endpoint client, server;
+    bool roles_known = false;     // a client Initial decrypted; else roles guessed from ports
+    bool handshake_seen = false;  // the client's first Initial is in the capture
+    std::int64_t first_us = 0, last_us = 0;
+
+    std::vector<std::uint32_t> versions;  // long-header versions in order of first use
+    bool version_negotiation = false;
+    std::vector<std::uint32_t> vn_versions;  // offered by the server
+    bool retry = false;
+    std::size_t retry_token_bytes = 0;
+    int retry_tag_ok = -1;  // -1 unknown, 0 bad, 1 good
+    Cid original_dcid;      // DCID of the client's first Initial
+    std::vector<Cid> dcids, scids;            // every DCID/SCID seen in a header, first-seen order
+    std::vector<Cid> client_cids, server_cids;  // CIDs each side issued (SCIDs, Retry, NEW_CONNECTION_ID)
+
+    DirCounts from_client, from_server;
+    // Until the client proves its address (its first Handshake or 1-RTT packet),
+    // RFC 9000 8.1 limits the server to 3x what it received.
+    std::uint64_t client_bytes_unvalidated = 0, server_bytes_unvalidated = 0;
+    bool address_validated = false;
+
+    // Absolute timestamps (us), kNoTime when not seen.
+    std::int64_t t_client_initial = kNoTime, t_server_initial = kNoTime, t_server_handshake = kNoTime,
+                 t_client_handshake = kNoTime, t_client_1rtt = kNoTime, t_server_1rtt = kNoTime,
+                 t_handshake_done = kNoTime, t_vn = kNoTime, t_retry = kNoTime;
+
+    bool has_client_hello = false;
+    ClientHello client_hello;  // views into ch_bytes_
+    bool has_server_hello = false;
+    bool hello_retry_request = false;
+    ServerHello server_hello;
+    // From EncryptedExtensions (needs the key log).
+    bool has_encrypted_extensions = false;
+    std::string alpn_selected;
+    std::vector<TransportParam> server_transport_params;  // views into ee_bytes_
+
+    bool keylog_found = false;
+    ConnectionClose close;
+    std::uint64_t zero_rtt_packets = 0;
+    std::uint64_t decrypted[3] = {0, 0, 0};  // Initial, Handshake, 1-RTT packets opened
+    std::uint64_t decrypt_failed = 0;         // had keys, AEAD or header protection failed
+    std::uint64_t no_keys = 0;                // protected packets we had no keys for
+    std::uint64_t path_changes = 0;           // packets from a new address for a known CID
+
+    // --- tracker state, not for output ---
+    struct Keys {
+        bool have = false;
+        std::uint32_t version = 0;
+        PacketKeys keys;
+        std::vector<std::uint8_t> secret;  // 1-RTT only: for key updates
+    };
+    bool has_initial_dcid_ = false;
+    Cid initial_dcid_;  // what Initial keys derive from (the Retry's SCID after a Retry)
+    std::vector<std::pair<std::uint32_t, InitialKeys>> initial_keys_;
+    Keys hs_keys_[2], app_keys_[2];  // [Dir]
+    const TlsSecrets* secrets_ = nullptr;
+    bool secrets_looked_up_ = false;
+    std::uint64_t largest_pn_[2][3] = {};
+    bool any_pn_[2][3] = {};
+    int client_cid_len_ = -1, server_cid_len_ = -1;
+    std::unique_ptr<CryptoReassembler> crypto_[2][2];  // [Dir][0 Initial, 1 Handshake]
+    std::size_t crypto_consumed_[2][2] = {};
+    std::vector<std::uint8_t> ch_bytes_, sh_bytes_, ee_bytes_;
+};
+
+// One QUIC packet, for per-packet output.
+struct PacketRecord {
+    std::size_t conn = 0;
+    Dir dir = Dir::to_server;
+    std::size_t index = 0;  // position in its datagram (coalesced packets)
+    PacketType type = PacketType::unknown_long;
+    std::uint32_t version = 0;
+    Cid dcid, scid;
+    std::size_t token_bytes = 0;
+    std::size_t size = 0;
+    bool decrypted = false;
+    std::uint64_t packet_number = 0;
+    std::vector<std::uint64_t> frames;  // frame types in order (runs of one type once)
+    std::string note;                   // why not decrypted, protocol oddities
+};
+
+struct TrackerOptions {
+    std::vector<std::uint16_t> ports{443, 4433};  // UDP ports taken as QUIC
+    // Also take as QUIC any datagram starting with a long header of a known version.
+    bool heuristics = true;
+    const KeyLog* keylog = nullptr;
+};
+
+struct TrackerStats {
+    std::uint64_t datagrams = 0;       // UDP datagrams fed
+    std::uint64_t quic_datagrams = 0;
+    std::uint64_t quic_packets = 0;
+    std::uint64_t coalesced = 0;       // datagrams with more than one packet
+    std::uint64_t not_quic = 0;        // other ports, no QUIC look
+    std::uint64_t garbage = 0;         // on a QUIC port (or a QUIC flow) but not parsable as QUIC
+    std::uint64_t trailing_bytes = 0;  // datagrams with bytes after the last packet
+};
+
+enum class FeedResult { quic, not_quic, garbage };
+
+class ConnectionTracker {
+public:
+    explicit ConnectionTracker(TrackerOptions opts = {});
+
+    // One UDP datagram. `udp_bytes` is its real payload length when the capture
+    // cut it short (0: payload.size()). Per-packet records go to `packets` if given.
+    FeedResult feed(std::int64_t ts_us, const net::Endpoint& src, const net::Endpoint& dst, Bytes payload,
+                    std::size_t udp_bytes = 0, std::vector<PacketRecord>* packets = nullptr);
+
+    const std::vector<std::unique_ptr<Connection>>& connections() const noexcept { return conns_; }
+    const TrackerStats& stats() const noexcept { return stats_; }
+    bool is_quic_port(std::uint16_t port) const noexcept;
+
+private:
+    Connection* find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const;
+    Connection* find_cid(Bytes cid) const;
+    Connection* create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst, const PacketHeader& h0);
+    void index_cid(Connection& c, Bytes cid);
+    void index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b);
+    void add_cid(Connection& c, std::vector<Cid>& list, Bytes cid, bool index);
+    void process(Connection& c, Dir d, std::int64_t ts, const PacketHeader& h, PacketRecord* rec);
+    void handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload, PacketRecord* rec);
+    const PacketKeys* initial_keys(Connection& c, std::uint32_t version, Dir d);
+    bool ensure_secrets(Connection& c);
+    const PacketKeys* tls_keys(Connection& c, Dir d, int space, std::uint32_t version);
+
+    TrackerOptions opts_;
+    TrackerStats stats_;
+    std::vector<std::unique_ptr<Connection>> conns_;
+    std::unordered_map<std::string, std::size_t> by_cid_;    // CID bytes -> index in conns_
+    std::unordered_map<std::string, std::size_t> by_tuple_;  // src+dst -> index in conns_
+    std::vector<std::size_t> cid_lengths_;                   // distinct non-zero CID lengths issued
+};
+
+}  // namespace edge::quic
