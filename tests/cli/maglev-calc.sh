@@ -39,6 +39,17 @@ expect_rc 0
 [ "$(wc -l <"$OUT")" = 7 ] || fail "config sets size 7 and dump"
 expect_jsonl
 
+case_ "examples/ work as documented"
+cd "$SRC"
+run $M -c examples/maglev-calc.toml table
+expect_rc 0
+expect_out '^10\.0\.1\.14 +2 +26215 '
+run_stdin examples/flows.jsonl $M -c examples/maglev-calc.toml lookup -
+cd - >/dev/null
+expect_rc 0
+[ "$(wc -l <"$OUT")" = 3 ] || fail "three example flows"
+expect_out '^\[2001:db8::7\]:5555-\[2001:db8::10\]:443/udp -> 10\.0\.1\.1[1-4]$'
+
 case_ "lookup: flow arguments, IPv4 and IPv6"
 run $M lookup -b a,b,c 198.51.100.7:5555-203.0.113.10:443/tcp '[2001:db8::1]:5555-[2001:db8::2]:443/udp'
 expect_rc 0
