@@ -24,6 +24,11 @@ demo: build
 bench: build
 	@tests/bench/run-all
 
+# libFuzzer targets, each run for FUZZ_SECONDS (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@tests/fuzz/run $(FUZZ_SECONDS)
+
 # ASan + UBSan build running the unit and CLI suites.
 asan: deps
 	@cmake --preset asan >/dev/null
@@ -35,4 +40,4 @@ completions: build
 	@scripts/gen-completions
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

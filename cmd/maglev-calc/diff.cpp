@@ -48,7 +48,8 @@ int run_diff(const Options& o, edge::out::Output& out) {
     for (auto& [name, c] : per) minimum += std::max(c.before, c.after) - std::min(c.before, c.after);
     minimum /= 2;
 
-    for (auto& [name, c] : per) {
+    for (auto& [bname, c] : per) {
+        const std::string& name = bname;  // a plain reference: lambdas cannot capture bindings (clang 14)
         bool removed = std::none_of(to.begin(), to.end(), [&](auto& x) { return x.name == name; });
         bool added = std::none_of(from.begin(), from.end(), [&](auto& x) { return x.name == name; });
         edge::out::Record r("maglev_diff_backend");

@@ -15,7 +15,6 @@
 #include "pcap/scan.hpp"
 #include "pcap/writer.hpp"
 
-using namespace edge;
 
 namespace {
 std::string tmpname(const char* tag) {
@@ -25,12 +24,12 @@ std::string tmpname(const char* tag) {
 }
 
 std::vector<std::vector<uint8_t>> packets() {
-    const net::Mac a{2, 0, 0, 0, 0, 1}, b{2, 0, 0, 0, 0, 2};
-    auto ip = [](const char* s) { return net::IpAddr::parse(s).value(); };
+    const edge::net::Mac a{2, 0, 0, 0, 0, 1}, b{2, 0, 0, 0, 0, 2};
+    auto ip = [](const char* s) { return edge::net::IpAddr::parse(s).value(); };
     std::vector<std::vector<uint8_t>> v;
-    v.push_back(net::PacketBuilder().eth(a, b).ipv4(ip("10.0.0.1"), ip("10.0.0.2")).tcp(1000, 80).build());
-    v.push_back(net::PacketBuilder().eth(a, b).ipv4(ip("10.0.0.1"), ip("10.0.0.3")).udp(1000, 53).payload("dns").build());
-    v.push_back(net::PacketBuilder().eth(a, b).ipv6(ip("2001:db8::1"), ip("2001:db8::2")).udp(5, 443).build());
+    v.push_back(edge::net::PacketBuilder().eth(a, b).ipv4(ip("10.0.0.1"), ip("10.0.0.2")).tcp(1000, 80).build());
+    v.push_back(edge::net::PacketBuilder().eth(a, b).ipv4(ip("10.0.0.1"), ip("10.0.0.3")).udp(1000, 53).payload("dns").build());
+    v.push_back(edge::net::PacketBuilder().eth(a, b).ipv6(ip("2001:db8::1"), ip("2001:db8::2")).udp(5, 443).build());
     std::vector<uint8_t> arp(60, 0);
     arp[12] = 0x08;
     arp[13] = 0x06;
@@ -40,7 +39,7 @@ std::vector<std::vector<uint8_t>> packets() {
 
 std::string write_capture(const char* tag) {
     auto path = tmpname(tag);
-    pcap::Writer w(path, 1);
+    edge::pcap::Writer w(path, 1);
     int64_t ts = 1700000000LL * 1000000 + 123456;
     for (auto& p : packets()) w.write(p, ts++);
     w.flush();
@@ -106,10 +105,10 @@ struct Seen {
     std::vector<int64_t> ts;
 };
 Seen read_all(const std::string& path, const std::string& filter = "") {
-    pcap::Reader r(path);
-    pcap::apply_filter(r, filter);
+    edge::pcap::Reader r(path);
+    edge::pcap::apply_filter(r, filter);
     Seen s;
-    pcap::Frame f;
+    edge::pcap::Frame f;
     while (r.next(f)) {
         s.sizes.push_back(f.data.size());
         s.ts.push_back(f.ts_us);
@@ -144,17 +143,17 @@ TEST_CASE("pcapng is read through libpcap, and filters work on both paths") {
     CHECK(read_all(path, "udp").sizes.size() == 2);
     CHECK(read_all(ng, "udp").sizes.size() == 2);
     CHECK(read_all(path, "ip6").sizes.size() == 1);
-    pcap::Reader r(path);
-    CHECK_THROWS_WITH_AS(pcap::apply_filter(r, "no such ((("), doctest::Contains("bad filter"), edge::UsageError);
+    edge::pcap::Reader r(path);
+    CHECK_THROWS_WITH_AS(edge::pcap::apply_filter(r, "no such ((("), doctest::Contains("bad filter"), edge::UsageError);
     std::remove(path.c_str());
     std::remove(ng.c_str());
 }
 
 TEST_CASE("scan counts what it skips") {
     auto path = write_capture("scan");
-    pcap::Reader r(path);
+    edge::pcap::Reader r(path);
     int seen = 0;
-    auto st = pcap::scan(r, [&](const net::Packet&, const pcap::Frame&) { seen++; });
+    auto st = edge::pcap::scan(r, [&](const edge::net::Packet&, const edge::pcap::Frame&) { seen++; });
     CHECK(seen == 3);
     CHECK(st.frames == 4);
     CHECK(st.non_ip == 1);
@@ -169,8 +168,8 @@ TEST_CASE("a capture cut anywhere: complete frames are returned, the cut is repo
     size_t complete = 0, boundary = 24;
     for (size_t n = 25; n < raw.size(); n++) {
         spit(cut, std::vector<uint8_t>(raw.begin(), raw.begin() + static_cast<long>(n)));
-        pcap::Reader r(cut);
-        pcap::Frame f;
+        edge::pcap::Reader r(cut);
+        edge::pcap::Frame f;
         size_t got = 0;
         while (r.next(f)) got++;
         // Frames that end at or before n are complete.
@@ -190,13 +189,13 @@ TEST_CASE("a capture cut anywhere: complete frames are returned, the cut is repo
 TEST_CASE("open errors are usage errors that say why") {
     auto p = tmpname("bad");
     spit(p, {});
-    CHECK_THROWS_WITH_AS(pcap::Reader{p}, doctest::Contains("the file is empty"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(edge::pcap::Reader{p}, doctest::Contains("the file is empty"), edge::UsageError);
     spit(p, std::vector<uint8_t>(100, 0x42));
-    CHECK_THROWS_WITH_AS(pcap::Reader{p}, doctest::Contains("not a pcap or pcapng capture"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(edge::pcap::Reader{p}, doctest::Contains("not a pcap or pcapng capture"), edge::UsageError);
     spit(p, {0xd4, 0xc3, 0xb2, 0xa1, 2, 0});
-    CHECK_THROWS_WITH_AS(pcap::Reader{p}, doctest::Contains("truncated"), edge::UsageError);
-    CHECK_THROWS_WITH_AS(pcap::Reader{"/nonexistent.pcap"}, doctest::Contains("No such file"), edge::UsageError);
-    CHECK_THROWS_WITH_AS(pcap::Reader{"/tmp"}, doctest::Contains("is a directory"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(edge::pcap::Reader{p}, doctest::Contains("truncated"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(edge::pcap::Reader{"/nonexistent.pcap"}, doctest::Contains("No such file"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(edge::pcap::Reader{"/tmp"}, doctest::Contains("is a directory"), edge::UsageError);
     std::remove(p.c_str());
 }
 
@@ -205,8 +204,8 @@ TEST_CASE("an absurd record length is an error, not a huge read") {
     auto raw = slurp(path);
     wr32(&raw[24 + 8], 0x7fffffff);
     spit(path, raw);
-    pcap::Reader r(path);
-    pcap::Frame f;
+    edge::pcap::Reader r(path);
+    edge::pcap::Frame f;
     CHECK_FALSE(r.next(f));
     CHECK(r.truncated());
     CHECK(r.error().find("invalid packet capture length") != std::string::npos);

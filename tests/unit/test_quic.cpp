@@ -431,7 +431,9 @@ TEST_CASE("header protection masks match the RFC intermediate values") {
 }
 
 TEST_CASE("Retry integrity tag: RFC 9001 A.4 (v1) and RFC 9369 A.4 (v2)") {
-    for (auto [version, text] : {std::pair{kVersion1, kV1Retry}, std::pair{kVersion2, kV2Retry}}) {
+    for (auto vt : {std::pair{kVersion1, kV1Retry}, std::pair{kVersion2, kV2Retry}}) {
+        auto version = vt.first;  // not a structured binding: clang 14 cannot capture those
+        auto text = vt.second;
         CAPTURE(version);
         Buf pkt = hex(text);
         auto h = parse_packet_header(pkt);
