@@ -74,5 +74,8 @@ int main(int argc, char** argv) {
     put(dir / "fuzz_jsonl", "flows.jsonl",
         std::string("{\"type\":\"flow\",\"flow\":\"198.51.100.7:5555-203.0.113.10:443/tcp\"}\n"
                     "{\"type\":\"flow\",\"src\":\"10.0.0.1\",\"sport\":1,\"dst\":\"10.0.0.2\",\"dport\":80,\"proto\":\"tcp\"}\n"));
+    put(dir / "fuzz_http", "request", std::string("GET /a HTTP/1.1\r\nHost: x\r\nCache-Control: max-age=60, stale-if-error=30\r\n\r\n"));
+    put(dir / "fuzz_http", "response", std::string("HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: public, s-maxage=10\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    put(dir / "fuzz_http", "range", std::string("bytes=0-99,200-"));
     return 0;
 }
