@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * synflood: XDP SYN-flood defence (synflood-guard).
+ *
+ * For every packet:
+ *   1. source on the deny list (LPM)            -> XDP_DROP
+ *   2. destination not protected (LPM, port)    -> XDP_PASS
+ *   3. source on the allow list                 -> XDP_PASS
+ *   4. uRPF (loose or strict, bpf_fib_lookup towards the source) -> XDP_DROP when no route
+ *   5. per-source token bucket (packets/s, bytes/s; LRU)         -> XDP_DROP over budget
+ *   6. TCP SYN: the destination's SYN bucket -> XDP_DROP over budget; in cookie mode
+ *      the SYN is answered here with a SYN-ACK whose ISN is a kernel SYN cookie
+ *      (bpf_tcp_gen_syncookie on the listening socket) and sent back (XDP_TX): the
+ *      server's SYN queue never sees the flood.
+ *   7. TCP ACK in cookie mode to a listener (no connection yet): the cookie is
+ *      checked statelessly (bpf_tcp_check_syncookie); valid -> XDP_PASS (the kernel
+ *      builds the connection from it), forged -> XDP_DROP.
+ *
+ * Why the kernel's cookies (socket-bound helpers) and not our own SipHash cookie:
+ * a cookie ACK must turn into a real socket, and only the kernel can build one from
+ * an ACK (cookie_v4_check) without state; it accepts its own cookies only. The raw
+ * helpers (bpf_tcp_raw_*) need conntrack + an iptables SYNPROXY rule. The price: the
+ * helper issues a cookie only when net.ipv4.tcp_syncookies=2 (with 1, only once the
+ * listener's queue is full); `run` sets 2 while a destination is in cookie mode.
+ *
+ * Map layout: edge/guard.h.
+ */
+#include "parse.bpf.h"
+
+#include "edge/guard.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SFG_MAX_PROTECTED);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sfg_dst_key);
+	__type(value, struct sfg_dest);
+} sfg_protect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SFG_MAX_LIST);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sfg_src_key);
+	__type(value, __u32);
+} sfg_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SFG_MAX_LIST);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sfg_src_key);
+	__type(value, __u32);
+} sfg_deny SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sfg_config);
+} sfg_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SFG_MAX_SOURCES);
+	__type(key, struct sfg_addr_key);
+	__type(value, struct sfg_bucket);
+} sfg_src_bkt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SFG_MAX_PROTECTED);
+	__type(key, __u32);
+	__type(value, struct sfg_bucket);
+} sfg_dst_bkt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SFG_MAX_PROTECTED);
+	__type(key, __u32);
+	__type(value, struct sfg_dst_stats);
+} sfg_dst_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SFG_R_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} sfg_reasons SEC(".maps");
+
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+static __always_inline int count(__u32 reason, int verdict)
+{
+	__u64 *c = bpf_map_lookup_elem(&sfg_reasons, &reason);
+	if (c)
+		*c += 1;
+	return verdict;
+}
+
+static __always_inline int drop(struct sfg_dst_stats *st, __u32 reason)
+{
+	if (st)
+		st->drops++;
+	return count(reason, XDP_DROP);
+}
+
+static __always_inline void fill_src_key(struct sfg_src_key *k, const struct edge_flow_key *fk)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->prefixlen = 32 + (fk->family == EDGE_FAMILY_V4 ? 32 : 128);
+	k->family = fk->family;
+	__builtin_memcpy(k->addr, fk->src, 16);
+}
+
+/* Refill and take: 1 when the packet fits the budget (and the tokens are spent). */
+static __always_inline int bucket_take(struct sfg_bucket *b, __u64 now, __u64 pps, __u64 Bps, __u32 len)
+{
+	__u64 el = now > b->ts_ns ? now - b->ts_ns : 0;
+	__u64 p = b->pkt_tokens, y = b->byte_tokens, cost = (__u64)len * SFG_NSEC;
+
+	if (el > SFG_NSEC)
+		el = SFG_NSEC;
+	b->ts_ns = now;
+	if (pps) {
+		p += el * pps;
+		if (p > pps * SFG_NSEC)
+			p = pps * SFG_NSEC;
+	}
+	if (Bps) {
+		y += el * Bps;
+		if (y > Bps * SFG_NSEC)
+			y = Bps * SFG_NSEC;
+	}
+	if ((pps && p < SFG_NSEC) || (Bps && y < cost)) {
+		b->pkt_tokens = p;
+		b->byte_tokens = y;
+		return 0;
+	}
+	b->pkt_tokens = pps ? p - SFG_NSEC : 0;
+	b->byte_tokens = Bps ? y - cost : 0;
+	return 1;
+}
+
+static __always_inline int src_budget(const struct edge_flow_key *fk, const struct sfg_config *cfg, __u64 now,
+				      __u32 len)
+{
+	struct sfg_addr_key k;
+	struct sfg_bucket *b;
+
+	if (!cfg->src_pps && !cfg->src_Bps)
+		return 1;
+	__builtin_memset(&k, 0, sizeof(k));
+	__builtin_memcpy(k.addr, fk->src, 16);
+	k.family = fk->family;
+	b = bpf_map_lookup_elem(&sfg_src_bkt, &k);
+	if (!b) {
+		struct sfg_bucket nb = {
+			.ts_ns = now,
+			.pkt_tokens = cfg->src_pps * SFG_NSEC,
+			.byte_tokens = cfg->src_Bps * SFG_NSEC,
+		};
+		bpf_map_update_elem(&sfg_src_bkt, &k, &nb, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&sfg_src_bkt, &k);
+		if (!b)
+			return 1;
+	}
+	return bucket_take(b, now, cfg->src_pps, cfg->src_Bps, len);
+}
+
+/* 1: a route back to the source exists (through the ingress for strict), 0: none,
+ * -1: cannot tell (forwarding disabled on the interface). */
+static __always_inline int urpf_ok(struct xdp_md *ctx, const struct edge_flow_key *fk, __u8 mode)
+{
+	struct bpf_fib_lookup fib;
+	int rc;
+
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = fk->proto;
+	fib.sport = fk->dport;
+	fib.dport = fk->sport;
+	if (fk->family == EDGE_FAMILY_V4) {
+		fib.family = AF_INET;
+		__builtin_memcpy(&fib.ipv4_dst, fk->src, 4);
+		__builtin_memcpy(&fib.ipv4_src, fk->dst, 4);
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_dst, fk->src, 16);
+		__builtin_memcpy(fib.ipv6_src, fk->dst, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED || rc < 0)
+		return -1;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	if (mode == SFG_URPF_STRICT && fib.ifindex != ctx->ingress_ifindex)
+		return 0;
+	return 1;
+}
+
+static __always_inline __u16 fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+struct synack_in {
+	__u8 src[16], dst[16];
+	__be16 sport, dport;
+	__be32 seq;
+	__u32 cookie;
+	__u16 mss;
+	__u8 family;
+};
+
+/* The 24-byte TCP header of the SYN-ACK (checksum filled). */
+static __always_inline void build_tcp(__u32 *tcp, const struct synack_in *in)
+{
+	struct tcphdr *th = (struct tcphdr *)tcp;
+	struct {
+		__u8 src[16], dst[16];
+		__be32 len;
+		__u8 zero[3];
+		__u8 nh;
+	} ph6;
+	struct {
+		__be32 src, dst;
+		__u8 zero, proto;
+		__be16 len;
+	} ph4;
+	__s64 sum;
+
+	__builtin_memset(tcp, 0, 24);
+	th->source = in->dport;
+	th->dest = in->sport;
+	th->seq = bpf_htonl(in->cookie);
+	th->ack_seq = bpf_htonl(bpf_ntohl(in->seq) + 1);
+	th->doff = 6;
+	th->syn = 1;
+	th->ack = 1;
+	th->window = bpf_htons(65535);
+	tcp[5] = bpf_htonl(0x02040000 | in->mss); /* MSS option */
+	if (in->family == EDGE_FAMILY_V4) {
+		__builtin_memcpy(&ph4.src, in->dst, 4);
+		__builtin_memcpy(&ph4.dst, in->src, 4);
+		ph4.zero = 0;
+		ph4.proto = IPPROTO_TCP;
+		ph4.len = bpf_htons(24);
+		sum = bpf_csum_diff(0, 0, (__be32 *)&ph4, sizeof(ph4), 0);
+	} else {
+		__builtin_memcpy(ph6.src, in->dst, 16);
+		__builtin_memcpy(ph6.dst, in->src, 16);
+		ph6.len = bpf_htonl(24);
+		ph6.zero[0] = ph6.zero[1] = ph6.zero[2] = 0;
+		ph6.nh = IPPROTO_TCP;
+		sum = bpf_csum_diff(0, 0, (__be32 *)&ph6, sizeof(ph6), 0);
+	}
+	if (sum < 0)
+		sum = 0;
+	sum = bpf_csum_diff(0, 0, tcp, 24, (__u32)sum);
+	if (sum < 0)
+		sum = 0;
+	th->check = fold((__u64)sum);
+}
+
+/* Answers the SYN at l3/l4 with a cookie SYN-ACK. Returns the XDP verdict. */
+static __always_inline int answer_syn(struct xdp_md *ctx, const struct edge_parsed *p, struct sfg_dst_stats *st)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u32 l3 = p->l3_off & 0x3f, l4 = p->l4_off & 0xff;
+	__u8 thbuf[60];
+	struct bpf_sock_tuple tup;
+	struct synack_in in;
+	struct bpf_sock *sk;
+	struct tcphdr *th;
+	__u32 thlen, iphlen, newlen, tcp[6];
+	__s64 ret;
+
+	__builtin_memset(&tup, 0, sizeof(tup));
+	__builtin_memset(&in, 0, sizeof(in));
+	__builtin_memset(thbuf, 0, sizeof(thbuf));
+	th = data + l4;
+	if ((void *)(th + 1) > data_end)
+		return drop(st, SFG_R_DROP_MALFORMED);
+	thlen = th->doff * 4;
+	if (thlen < 20 || thlen > 60)
+		return drop(st, SFG_R_DROP_MALFORMED);
+	if (bpf_xdp_load_bytes(ctx, l4, thbuf, thlen) != 0)
+		return drop(st, SFG_R_DROP_MALFORMED);
+	in.family = p->key.family;
+	__builtin_memcpy(in.src, p->key.src, 16);
+	__builtin_memcpy(in.dst, p->key.dst, 16);
+	in.sport = th->source;
+	in.dport = th->dest;
+	in.seq = th->seq;
+
+	if (p->key.family == EDGE_FAMILY_V4) {
+		struct iphdr *ip = data + l3;
+		if ((void *)(ip + 1) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		if (ip->ihl != 5)
+			return count(SFG_R_PASS_COOKIE_ERROR, XDP_PASS);
+		tup.ipv4.saddr = ip->saddr;
+		tup.ipv4.daddr = ip->daddr;
+		tup.ipv4.sport = th->source;
+		tup.ipv4.dport = th->dest;
+		sk = bpf_skc_lookup_tcp(ctx, &tup, sizeof(tup.ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return count(SFG_R_PASS_NO_LISTENER, XDP_PASS);
+		if (sk->state != BPF_TCP_LISTEN) {
+			bpf_sk_release(sk);
+			return count(SFG_R_PASS, XDP_PASS);
+		}
+		ret = bpf_tcp_gen_syncookie(sk, ip, sizeof(*ip), (struct tcphdr *)thbuf, thlen);
+		bpf_sk_release(sk);
+		iphlen = 20;
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		if ((void *)(ip6 + 1) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		if (l4 != l3 + 40 || ip6->nexthdr != IPPROTO_TCP)
+			return count(SFG_R_PASS_COOKIE_ERROR, XDP_PASS);
+		__builtin_memcpy(tup.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(tup.ipv6.daddr, &ip6->daddr, 16);
+		tup.ipv6.sport = th->source;
+		tup.ipv6.dport = th->dest;
+		sk = bpf_skc_lookup_tcp(ctx, &tup, sizeof(tup.ipv6), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return count(SFG_R_PASS_NO_LISTENER, XDP_PASS);
+		if (sk->state != BPF_TCP_LISTEN) {
+			bpf_sk_release(sk);
+			return count(SFG_R_PASS, XDP_PASS);
+		}
+		ret = bpf_tcp_gen_syncookie(sk, ip6, sizeof(*ip6), (struct tcphdr *)thbuf, thlen);
+		bpf_sk_release(sk);
+		iphlen = 40;
+	}
+	if (ret < 0) /* -ENOENT: tcp_syncookies is not 2 (and the queue is not full) */
+		return count(SFG_R_PASS_COOKIE_ERROR, XDP_PASS);
+	in.cookie = (__u32)ret;
+	in.mss = (__u16)(ret >> 32);
+	build_tcp(tcp, &in);
+
+	/* Trim (or grow) the frame to L2 + IP + 24 bytes of TCP. */
+	newlen = l3 + iphlen + 24;
+	if (bpf_xdp_adjust_tail(ctx, (int)newlen - (int)bpf_xdp_get_buff_len(ctx)))
+		return drop(st, SFG_R_DROP_MALFORMED);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop(st, SFG_R_DROP_MALFORMED);
+	__u8 mac[ETH_ALEN];
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	if (in.family == EDGE_FAMILY_V4) {
+		struct iphdr *ip = data + l3;
+		__u8 *out = data + l3 + 20;
+		if ((void *)(out + 24) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = 0;
+		ip->tot_len = bpf_htons(44);
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000);
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->check = 0;
+		__builtin_memcpy(&ip->saddr, in.dst, 4);
+		__builtin_memcpy(&ip->daddr, in.src, 4);
+		__s64 s = bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0);
+		ip->check = fold(s < 0 ? 0 : (__u64)s);
+		__builtin_memcpy(out, tcp, 24);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		__u8 *out = data + l3 + 40;
+		if ((void *)(out + 24) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		ip6->priority = 0;
+		ip6->flow_lbl[0] = ip6->flow_lbl[1] = ip6->flow_lbl[2] = 0;
+		ip6->payload_len = bpf_htons(24);
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, in.dst, 16);
+		__builtin_memcpy(&ip6->daddr, in.src, 16);
+		__builtin_memcpy(out, tcp, 24);
+	}
+	if (st)
+		st->cookies++;
+	return count(SFG_R_COOKIE_SENT, XDP_TX);
+}
+
+/* An ACK in cookie mode: pass unless it is for a listener and its cookie is forged. */
+static __always_inline int check_ack(struct xdp_md *ctx, const struct edge_parsed *p, struct sfg_dst_stats *st)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u32 l3 = p->l3_off & 0x3f, l4 = p->l4_off & 0xff;
+	struct bpf_sock_tuple tup;
+	struct bpf_sock *sk;
+	struct tcphdr *th = data + l4;
+	long rc;
+
+	__builtin_memset(&tup, 0, sizeof(tup));
+	if ((void *)(th + 1) > data_end)
+		return drop(st, SFG_R_DROP_MALFORMED);
+	if (p->key.family == EDGE_FAMILY_V4) {
+		struct iphdr *ip = data + l3;
+		if ((void *)(ip + 1) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		tup.ipv4.saddr = ip->saddr;
+		tup.ipv4.daddr = ip->daddr;
+		tup.ipv4.sport = th->source;
+		tup.ipv4.dport = th->dest;
+		sk = bpf_skc_lookup_tcp(ctx, &tup, sizeof(tup.ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return count(SFG_R_PASS, XDP_PASS);
+		if (sk->state != BPF_TCP_LISTEN) {
+			bpf_sk_release(sk);
+			return count(SFG_R_PASS, XDP_PASS);
+		}
+		rc = bpf_tcp_check_syncookie(sk, ip, sizeof(*ip), th, sizeof(*th));
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		if ((void *)(ip6 + 1) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		__builtin_memcpy(tup.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(tup.ipv6.daddr, &ip6->daddr, 16);
+		tup.ipv6.sport = th->source;
+		tup.ipv6.dport = th->dest;
+		sk = bpf_skc_lookup_tcp(ctx, &tup, sizeof(tup.ipv6), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return count(SFG_R_PASS, XDP_PASS);
+		if (sk->state != BPF_TCP_LISTEN) {
+			bpf_sk_release(sk);
+			return count(SFG_R_PASS, XDP_PASS);
+		}
+		rc = bpf_tcp_check_syncookie(sk, ip6, sizeof(*ip6), th, sizeof(*th));
+	}
+	bpf_sk_release(sk);
+	if (rc == 0) {
+		if (st)
+			st->cookie_ok++;
+		return count(SFG_R_COOKIE_ACK_OK, XDP_PASS);
+	}
+	/* An ACK that reaches a listener (no connection, no request) without a valid
+	 * cookie would only earn a RST from the kernel: drop it here. */
+	if (st)
+		st->cookie_bad++;
+	return drop(st, SFG_R_DROP_COOKIE_ACK);
+}
+
+SEC("xdp")
+int synflood(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct edge_parsed p;
+	struct sfg_src_key sk;
+	struct sfg_dst_key dk;
+	struct sfg_dest *d;
+	struct sfg_dst_stats *st;
+	struct sfg_config *cfg;
+	__u32 zero = 0, len = (__u32)bpf_xdp_get_buff_len(ctx);
+	__u8 flags = 0;
+	__u64 now;
+	int rc;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	rc = edge_parse(data, data_end, &p);
+	if (rc == EDGE_PARSE_NOT_IP)
+		return count(SFG_R_PASS_NOT_IP, XDP_PASS);
+	if (!p.key.family)
+		return count(SFG_R_PASS_NOT_IP, XDP_PASS);
+
+	fill_src_key(&sk, &p.key);
+	if (bpf_map_lookup_elem(&sfg_deny, &sk))
+		return count(SFG_R_DROP_DENY, XDP_DROP);
+
+	__builtin_memset(&dk, 0, sizeof(dk));
+	dk.prefixlen = 32 + (p.key.family == EDGE_FAMILY_V4 ? 32 : 128);
+	dk.family = p.key.family;
+	dk.port = p.key.dport;
+	__builtin_memcpy(dk.addr, p.key.dst, 16);
+	d = bpf_map_lookup_elem(&sfg_protect, &dk);
+	if (!d) {
+		dk.port = 0;
+		d = bpf_map_lookup_elem(&sfg_protect, &dk);
+	}
+	if (!d)
+		return count(SFG_R_PASS_UNPROTECTED, XDP_PASS);
+	__u32 id = d->id;
+	st = bpf_map_lookup_elem(&sfg_dst_stats, &id);
+	if (st) {
+		st->packets++;
+		st->bytes += len;
+	}
+	if (rc != EDGE_PARSE_OK)
+		return drop(st, SFG_R_DROP_MALFORMED);
+	if (bpf_map_lookup_elem(&sfg_allow, &sk))
+		return count(SFG_R_PASS_ALLOWED, XDP_PASS);
+
+	cfg = bpf_map_lookup_elem(&sfg_config, &zero);
+	if (!cfg)
+		return count(SFG_R_PASS, XDP_PASS);
+	if (cfg->urpf) {
+		int u = urpf_ok(ctx, &p.key, cfg->urpf);
+		if (u == 0)
+			return drop(st, SFG_R_DROP_URPF);
+		if (u < 0)
+			count(SFG_R_URPF_UNCHECKED, 0);
+	}
+	now = bpf_ktime_get_ns();
+	if (!src_budget(&p.key, cfg, now, len))
+		return drop(st, SFG_R_DROP_SRC_RATE);
+
+	if (p.key.proto != IPPROTO_TCP || p.fragment || !p.l4_off)
+		return count(SFG_R_PASS, XDP_PASS);
+	{
+		struct tcphdr *th = data + (p.l4_off & 0xff);
+		if ((void *)(th + 1) > data_end)
+			return drop(st, SFG_R_DROP_MALFORMED);
+		flags = ((__u8 *)th)[13];
+	}
+	if ((flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == TCPF_SYN) {
+		if (st) {
+			st->syn++;
+			st->syn_bytes += len;
+		}
+		if (d->syn_pps || d->syn_Bps) {
+			struct sfg_bucket *b = bpf_map_lookup_elem(&sfg_dst_bkt, &id);
+			if (b && !bucket_take(b, now, d->syn_pps, d->syn_Bps, len))
+				return drop(st, SFG_R_DROP_DST_RATE);
+		}
+		if (d->flags & SFG_D_COOKIE)
+			return answer_syn(ctx, &p, st);
+		return count(SFG_R_PASS, XDP_PASS);
+	}
+	if ((d->flags & SFG_D_COOKIE) && (flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == TCPF_ACK)
+		return check_ack(ctx, &p, st);
+	return count(SFG_R_PASS, XDP_PASS);
+}

@@ -1,0 +1,376 @@
+#include "detect/synflood.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "hash/flow_hash.hpp"
+#include "net/flow.hpp"
+
+template <>
+struct std::hash<edge::net::Prefix> {
+    size_t operator()(const edge::net::Prefix& p) const noexcept {
+        return edge::net::IpAddrHash{}(p.addr()) ^ static_cast<size_t>(p.length()) * 0x9e3779b97f4a7c15ULL;
+    }
+};
+
+namespace edge::detect {
+
+namespace {
+uint64_t mix(const net::IpAddr& a) noexcept {
+    uint64_t w[2];
+    std::memcpy(w, a.raw().data(), 16);
+    uint64_t x = w[0] * 0x9e3779b97f4a7c15ULL ^ (w[1] + 0x632be59bd9b4e019ULL) ^ static_cast<uint64_t>(a.family());
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 33;
+    return x;
+}
+
+constexpr size_t kMaxTracked = 4096;  // per-destination source / prefix tables (heavy hitters)
+}  // namespace
+
+void DistinctCounter::add(const net::IpAddr& a) noexcept {
+    uint64_t h = mix(a);
+    size_t idx = h >> 52;  // 12 bits
+    uint64_t rest = (h << 12) | (1ULL << 11);
+    uint8_t rank = static_cast<uint8_t>(__builtin_clzll(rest) + 1);
+    if (rank > reg_[idx]) reg_[idx] = rank;
+}
+
+double DistinctCounter::estimate() const noexcept {
+    constexpr double m = 4096;
+    double sum = 0;
+    int zeros = 0;
+    for (uint8_t r : reg_) {
+        sum += std::ldexp(1.0, -r);
+        if (!r) zeros++;
+    }
+    double alpha = 0.7213 / (1 + 1.079 / m);
+    double e = alpha * m * m / sum;
+    if (e <= 2.5 * m && zeros) e = m * std::log(m / zeros);  // linear counting for small sets
+    return e;
+}
+
+double median(std::vector<uint32_t> v) {
+    if (v.empty()) return 0;
+    size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(mid), v.end());
+    double hi = v[mid];
+    if (v.size() % 2) return hi;
+    double lo = *std::max_element(v.begin(), v.begin() + static_cast<long>(mid));
+    return (lo + hi) / 2;
+}
+
+struct SynFloodDetector::Dst {
+    uint64_t syn = 0, syn_flows = 0, syn_ack = 0, completed = 0, syn_bytes = 0;
+    std::vector<uint32_t> sec_syn, sec_syn_ack;
+    std::vector<uint64_t> sec_bytes;
+    std::unordered_map<uint16_t, uint64_t> ports;
+    std::unordered_map<net::IpAddr, uint64_t> sources;   // capped at kMaxTracked keys
+    std::unordered_map<net::Prefix, uint64_t> prefixes;  // capped too
+    std::array<uint32_t, 256> ttl{};
+    DistinctCounter distinct;
+};
+
+struct SynFloodDetector::Src {
+    uint64_t syn = 0, syn_flows = 0, completed = 0, bytes = 0;
+    uint32_t cur_sec = 0, cur = 0, peak = 0;
+    uint32_t first_sec = 0, last_sec = 0;
+    uint32_t peak_sec = 0;
+    net::IpAddr last_dst;
+};
+
+
+SynFloodDetector::SynFloodDetector(SynFloodParams p) : p_(std::move(p)), flows_(1 << 12) {}
+SynFloodDetector::~SynFloodDetector() = default;
+
+SynFloodDetector::Dst& SynFloodDetector::dst(const net::IpAddr& a) {
+    if (last_dst_ && last_dst_addr_ == a) return *last_dst_;
+    auto& slot = dsts_[a];
+    if (!slot) slot = std::make_unique<Dst>();
+    last_dst_ = slot.get();
+    last_dst_addr_ = a;
+    return *slot;
+}
+
+SynFloodDetector::Src& SynFloodDetector::src(const net::IpAddr& a) { return srcs_[a]; }
+
+uint32_t SynFloodDetector::second(int64_t ts_us) {
+    if (t0_ < 0) t0_ = ts_us;
+    if (ts_us > tmax_) tmax_ = ts_us;
+    if (ts_us < t0_) return 0;
+    return static_cast<uint32_t>((ts_us - t0_) / 1000000);
+}
+
+template <typename V>
+static void bump(std::vector<V>& v, uint32_t i, uint64_t by = 1) {
+    if (v.size() <= i) v.resize(i + 1);
+    v[i] += static_cast<V>(by);
+}
+
+void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_len) {
+    r_.packets++;
+    r_.bytes += wire_len;
+    uint32_t sec = second(ts_us);
+    if (p.proto != net::kProtoTcp || !p.has_l4 || p.ip_version == 0) return;
+    r_.tcp++;
+    const uint8_t f = p.tcp_flags;
+    using TF = net::TcpFlags;
+    if ((f & TF::syn) && !(f & (TF::ack | TF::rst))) {
+        r_.syn++;
+        Dst& d = dst(p.dst);
+        d.syn++;
+        d.syn_bytes += wire_len;
+        bump(d.sec_syn, sec);
+        bump(d.sec_bytes, sec, wire_len);
+        d.ports[p.dport]++;
+        d.ttl[p.ttl]++;
+        d.distinct.add(p.src);
+        if (auto it = d.sources.find(p.src); it != d.sources.end()) it->second++;
+        else if (d.sources.size() < kMaxTracked) d.sources.emplace(p.src, 1);
+        auto pfx = *net::Prefix::masked(p.src, p.src.is_v4() ? p_.prefix4 : p_.prefix6);
+        if (auto it = d.prefixes.find(pfx); it != d.prefixes.end()) it->second++;
+        else if (d.prefixes.size() < kMaxTracked) d.prefixes.emplace(pfx, 1);
+        Src& s = src(p.src);
+        if (s.syn == 0) s.first_sec = s.cur_sec = sec;
+        s.syn++;
+        s.bytes += wire_len;
+        s.last_dst = p.dst;
+        s.last_sec = sec;
+        if (sec != s.cur_sec) {
+            s.cur_sec = sec;
+            s.cur = 0;
+        }
+        if (++s.cur > s.peak) {
+            s.peak = s.cur;
+            s.peak_sec = sec;
+        }
+        bool inserted;
+        FlowState& fs = flows_.get(p.key, hash::flow_hash(p.key), inserted);
+        if (!(fs.bits & 1)) {
+            fs.bits |= 1;
+            d.syn_flows++;
+            s.syn_flows++;
+            r_.syn_flows++;
+        }
+        return;
+    }
+    if ((f & TF::syn) && (f & TF::ack)) {
+        r_.syn_ack++;
+        Dst& d = dst(p.src);  // the server answers
+        d.syn_ack++;
+        bump(d.sec_syn_ack, sec);
+        edge_flow_key rk = net::make_flow_key(p.dst, p.dport, p.src, p.sport, net::kProtoTcp);
+        bool inserted;
+        FlowState& fs = flows_.get(rk, hash::flow_hash(rk), inserted);
+        fs.bits |= 2;
+        return;
+    }
+    if (f & TF::rst) {
+        r_.rst++;
+        return;
+    }
+    if (f & TF::ack) {
+        bool inserted;
+        FlowState& fs = flows_.get(p.key, hash::flow_hash(p.key), inserted);
+        if ((fs.bits & 1) && !(fs.bits & 4)) {
+            fs.bits |= 4;
+            r_.completed++;
+            dst(p.dst).completed++;
+            auto it = srcs_.find(p.src);
+            if (it != srcs_.end()) it->second.completed++;
+        }
+    }
+}
+
+namespace {
+template <typename K>
+std::vector<Count> top_of(const std::unordered_map<K, uint64_t>& m, size_t n) {
+    std::vector<std::pair<uint64_t, std::string>> v;
+    v.reserve(m.size());
+    for (auto& [k, c] : m) v.push_back({c, k.to_string()});
+    size_t k = std::min(n, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<long>(k), v.end(),
+                      [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+    std::vector<Count> out;
+    for (size_t i = 0; i < k; i++) out.push_back({v[i].second, v[i].first});
+    return out;
+}
+// Ports with at least a tenth of the busiest port's SYNs, busiest first.
+std::vector<uint16_t> flooded_ports(const std::unordered_map<uint16_t, uint64_t>& m) {
+    std::vector<std::pair<uint64_t, uint16_t>> ports;
+    uint64_t top = 0;
+    for (auto& [port, c] : m) top = std::max(top, c);
+    for (auto& [port, c] : m)
+        if (c * 10 >= top) ports.push_back({c, port});
+    std::sort(ports.begin(), ports.end(), [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+    std::vector<uint16_t> out;
+    for (auto& pc : ports) out.push_back(pc.second);
+    return out;
+}
+double ratio(uint64_t a, uint64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; }
+}  // namespace
+
+SynReport SynFloodDetector::finish() {
+    SynReport r = r_;
+    r.destinations = dsts_.size();
+    r.sources = srcs_.size();
+    uint32_t nsec = t0_ < 0 ? 0 : static_cast<uint32_t>((tmax_ - t0_) / 1000000) + 1;
+    r.seconds = t0_ < 0 ? 0 : static_cast<double>(tmax_ - t0_) / 1e6;
+
+    for (auto& [addr, dp] : dsts_) {
+        Dst& d = *dp;
+        if (!d.syn) continue;
+        std::vector<uint32_t> series(d.sec_syn);
+        series.resize(nsec, 0);
+        double base = p_.baseline_pps >= 0 ? p_.baseline_pps : median(series);
+        double thr = std::max(p_.floor_pps, p_.factor * base);
+        double completion = ratio(d.completed, d.syn_flows);
+        int first = -1, last = -1;
+        double peak = 0, peak_bps = 0, flooded_syn = 0;
+        for (uint32_t s = 0; s < nsec; s++) {
+            if (series[s] < thr) continue;
+            if (first < 0) first = static_cast<int>(s);
+            last = static_cast<int>(s);
+            peak = std::max(peak, double(series[s]));
+            flooded_syn += series[s];
+            if (s < d.sec_bytes.size()) peak_bps = std::max(peak_bps, 8.0 * static_cast<double>(d.sec_bytes[s]));
+        }
+        if (first < 0 || completion >= p_.max_completion) continue;
+        Flood fl;
+        fl.kind = "destination";
+        fl.dst = addr;
+        fl.dst_ports = flooded_ports(d.ports);
+        fl.start_us = t0_ + int64_t(first) * 1000000;
+        fl.end_us = t0_ + int64_t(last + 1) * 1000000;
+        fl.start_s = first;
+        fl.duration_s = last - first + 1;
+        fl.syn = d.syn;
+        fl.syn_flows = d.syn_flows;
+        fl.syn_ack = d.syn_ack;
+        fl.completed = d.completed;
+        fl.half_open = d.syn_flows > d.completed ? d.syn_flows - d.completed : 0;
+        fl.peak_syn_pps = peak;
+        fl.mean_syn_pps = flooded_syn / fl.duration_s;
+        fl.peak_bps = peak_bps;
+        fl.baseline_pps = base;
+        fl.threshold_pps = thr;
+        fl.syn_ack_ratio = ratio(d.syn_ack, d.syn);
+        fl.completion_ratio = completion;
+        double est = d.distinct.estimate();
+        fl.distinct_sources = static_cast<uint64_t>(std::llround(est));
+        if (d.sources.size() < kMaxTracked) fl.distinct_sources = d.sources.size();  // exact when small
+        fl.sources_per_syn = ratio(fl.distinct_sources, d.syn_flows);
+        double mean = 0, var = 0;
+        for (int t = 0; t < 256; t++) mean += double(t) * d.ttl[t];
+        mean /= double(d.syn);
+        for (int t = 0; t < 256; t++) {
+            var += d.ttl[t] * (t - mean) * (t - mean);
+            if (d.ttl[t]) fl.ttl_distinct++;
+        }
+        fl.ttl_stdev = std::sqrt(var / double(d.syn));
+        fl.top_sources = top_of(d.sources, p_.top);
+        fl.top_prefixes = top_of(d.prefixes, p_.top);
+        fl.top_source_share = fl.top_sources.empty() ? 0 : ratio(fl.top_sources[0].syn, d.syn);
+        if (fl.distinct_sources >= 256 && fl.sources_per_syn >= 0.3) fl.spoofing_signs.push_back("many_sources");
+        if (fl.ttl_distinct >= 32 && fl.ttl_stdev >= 16) fl.spoofing_signs.push_back("ttl_spread");
+        if (fl.syn_ack_ratio > 0.5 && fl.completion_ratio < 0.05 && fl.distinct_sources >= 256)
+            fl.spoofing_signs.push_back("syn_acks_unanswered");
+        fl.spoofed = !fl.spoofing_signs.empty() && fl.distinct_sources >= 256;
+        r.floods.push_back(std::move(fl));
+    }
+    std::sort(r.floods.begin(), r.floods.end(), [](const Flood& a, const Flood& b) {
+        return a.peak_syn_pps != b.peak_syn_pps ? a.peak_syn_pps > b.peak_syn_pps : a.dst < b.dst;
+    });
+    size_t ndst = r.floods.size();
+
+    // Single sources flooding on their own.
+    std::vector<Flood> by_src;
+    for (auto& [addr, s] : srcs_) {
+        if (s.peak < p_.src_floor_pps) continue;
+        double completion = ratio(s.completed, s.syn_flows);
+        if (completion >= p_.max_completion) continue;
+        Flood fl;
+        fl.kind = "source";
+        fl.src = addr;
+        fl.dst = s.last_dst;
+        if (auto it = dsts_.find(s.last_dst); it != dsts_.end()) {
+            fl.dst_ports = flooded_ports(it->second->ports);
+        }
+        fl.start_us = t0_ + int64_t(s.first_sec) * 1000000;
+        fl.end_us = t0_ + int64_t(s.last_sec + 1) * 1000000;
+        fl.start_s = s.first_sec;
+        fl.duration_s = s.last_sec - s.first_sec + 1;
+        fl.syn = s.syn;
+        fl.syn_flows = s.syn_flows;
+        fl.completed = s.completed;
+        fl.half_open = s.syn_flows > s.completed ? s.syn_flows - s.completed : 0;
+        fl.peak_syn_pps = s.peak;
+        fl.mean_syn_pps = double(s.syn) / fl.duration_s;
+        fl.threshold_pps = p_.src_floor_pps;
+        fl.completion_ratio = completion;
+        fl.distinct_sources = 1;
+        fl.top_source_share = 1;
+        by_src.push_back(std::move(fl));
+    }
+    std::sort(by_src.begin(), by_src.end(), [](const Flood& a, const Flood& b) {
+        return a.peak_syn_pps != b.peak_syn_pps ? a.peak_syn_pps > b.peak_syn_pps : a.src < b.src;
+    });
+    for (auto& f : by_src) r.floods.push_back(std::move(f));
+
+    // Mitigations: one per destination flood; source floods not already covered.
+    std::vector<std::string> seen;
+    auto add = [&](Mitigation m) {
+        std::string k = m.action + m.prefix.to_string() + (m.source ? m.source->to_string() : "");
+        if (std::find(seen.begin(), seen.end(), k) != seen.end()) return;
+        seen.push_back(k);
+        r.mitigations.push_back(std::move(m));
+    };
+    for (size_t i = 0; i < r.floods.size(); i++) {
+        const Flood& fl = r.floods[i];
+        Mitigation m;
+        m.flood = i;
+        m.prefix = net::Prefix::host(fl.dst);
+        m.dst_ports = fl.dst_ports;
+        if (fl.dst_ports.size() > 8) m.dst_ports.clear();  // many ports: all of TCP SYN
+        bool rtbh = p_.action == "rtbh" || (p_.action == "auto" && fl.peak_bps >= p_.rtbh_bps);
+        if (i < ndst) {
+            m.reason = "syn_flood";
+            if (rtbh) {
+                m.action = "rtbh";
+                m.dst_ports.clear();
+            } else {
+                m.action = "flowspec";
+                // A few sources carry the flood: filter just them.
+                if (!fl.spoofed && fl.top_source_share >= 0.9 && !fl.top_sources.empty())
+                    m.source = net::Prefix::host(net::IpAddr::parse(fl.top_sources[0].key).value());
+            }
+        } else {
+            m.reason = "syn_flood_source";
+            m.action = p_.action == "rtbh" ? "rtbh" : "flowspec";
+            if (m.action == "flowspec") m.source = net::Prefix::host(fl.src);
+            else m.dst_ports.clear();
+        }
+        add(std::move(m));
+    }
+
+    for (size_t i = 0; i < ndst; i++) {
+        const Dst& d = *dsts_.at(r.floods[i].dst);
+        for (uint32_t s = 0; s < nsec; s++) {
+            SecondRow row;
+            row.dst = r.floods[i].dst;
+            row.second = s;
+            row.syn = s < d.sec_syn.size() ? d.sec_syn[s] : 0;
+            row.syn_ack = s < d.sec_syn_ack.size() ? d.sec_syn_ack[s] : 0;
+            row.syn_bytes = s < d.sec_bytes.size() ? d.sec_bytes[s] : 0;
+            r.series.push_back(row);
+        }
+    }
+    return r;
+}
+
+}  // namespace edge::detect

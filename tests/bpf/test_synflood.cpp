@@ -1,0 +1,349 @@
+// synflood fixtures: input bytes -> verdict and output bytes. SYN -> SYN-ACK carrying a
+// kernel SYN cookie (addresses, ports swapped, ISN = cookie, ack = seq + 1, MSS option,
+// checksums, compared whole with a PacketBuilder frame); the ACK with that cookie passes,
+// forged ACKs drop; token buckets at their boundary; allow/deny LPM; uRPF with routes
+// in a private network namespace; counters by reason and per destination.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "../../cmd/synflood-guard/guard.hpp"
+#include "bpf/prog.hpp"
+#include "config/toml.hpp"
+#include "net/build.hpp"
+#include "net/packet.hpp"
+#include "synflood.skel.h"
+
+using namespace edge::net;
+using Bytes = std::vector<uint8_t>;
+
+namespace {
+const Mac kClientMac{2, 0, 0, 0, 0, 1}, kServerMac{2, 0, 0, 0, 0, 2};
+IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
+
+void sh(const std::string& cmd) {
+    int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+    if (rc != 0) FAIL("command failed: " << cmd);
+}
+void write_file(const std::string& path, const std::string& v) {
+    std::ofstream f(path);
+    f << v;
+}
+
+int listener(int family, uint16_t port) {
+    int fd = socket(family, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        a.sin6_port = htons(port);
+        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    } else {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    }
+    REQUIRE(listen(fd, 16) == 0);
+    return fd;
+}
+
+// Once per process: a private network namespace with two veth interfaces and routes
+// (for uRPF), forwarding on (bpf_fib_lookup needs it), SYN cookies on, listeners on 8080.
+struct Netns {
+    int if0 = 0, if1 = 0;
+    Netns() {
+        REQUIRE(unshare(CLONE_NEWNET) == 0);
+        sh("ip link set lo up");
+        sh("ip link add sfg0 type veth peer name sfg0p && ip link set sfg0p up && ip link set sfg0 up && ip addr add 10.1.0.1/24 dev sfg0");
+        sh("ip link add sfg1 type veth peer name sfg1p && ip link set sfg1p up && ip link set sfg1 up && ip addr add 10.2.0.1/24 dev sfg1");
+        sh("ip -6 addr add 2001:db8:1::1/64 dev sfg0 nodad");
+        write_file("/proc/sys/net/ipv4/conf/all/forwarding", "1");
+        write_file("/proc/sys/net/ipv4/tcp_syncookies", "2");  // cookies on demand (see synflood.bpf.c)
+        if0 = static_cast<int>(if_nametoindex("sfg0"));
+        if1 = static_cast<int>(if_nametoindex("sfg1"));
+        REQUIRE(if0 > 0);
+        REQUIRE(if1 > 0);
+        listener(AF_INET, 8080);
+        listener(AF_INET6, 8080);
+    }
+};
+Netns& netns() {
+    static Netns n;
+    return n;
+}
+
+const char* kConfig = R"(
+[guard]
+allow = ["192.0.2.0/24"]
+deny = ["198.51.100.0/24"]
+[[protect]]
+prefix = "10.1.0.0/24"
+port = 8080
+cookie = "always"
+[[protect]]
+prefix = "10.1.0.0/24"
+port = 9090
+[[protect]]
+prefix = "2001:db8:1::/64"
+port = 8080
+cookie = "always"
+)";
+
+struct Guard {
+    synflood* s = nullptr;
+    sfg::GuardConfig cfg;
+    sfg::Maps maps;
+    explicit Guard(const std::string& text = kConfig) {
+        netns();
+        cfg = sfg::parse_config(edge::config::parse(text, "test.toml"));
+        s = synflood__open_and_load();
+        if (!s) FAIL("synflood__open_and_load: " << std::strerror(errno));
+        maps = sfg::skel_maps(s);
+        sfg::apply(maps, cfg);
+    }
+    ~Guard() { synflood__destroy(s); }
+    edge::bpf::TestRun run(const Bytes& pkt, int ifindex = 0) {
+        edge::bpf::TestRun r;
+        r.data.resize(pkt.size() + 256);
+        xdp_md ctx{};
+        ctx.data_end = static_cast<uint32_t>(pkt.size());
+        ctx.ingress_ifindex = static_cast<uint32_t>(ifindex);
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.data(), .data_out = r.data.data(),
+                    .data_size_in = static_cast<uint32_t>(pkt.size()),
+                    .data_size_out = static_cast<uint32_t>(r.data.size()), .ctx_in = ifindex ? &ctx : nullptr,
+                    .ctx_size_in = ifindex ? static_cast<uint32_t>(sizeof ctx) : 0u);
+        int err = bpf_prog_test_run_opts(bpf_program__fd(s->progs.synflood), &opts);
+        if (err) FAIL("BPF_PROG_TEST_RUN: " << edge::bpf::error_text(err));
+        r.retval = opts.retval;
+        r.data.resize(opts.data_size_out);
+        return r;
+    }
+    uint64_t reason(uint32_t r) { return sfg::percpu_sum(maps.reasons, r, 1)[0]; }
+    sfg_dst_stats stats(uint32_t id) { return sfg::dst_stats(maps, id); }
+    void set_config(uint64_t pps, uint64_t Bps, uint8_t urpf) {
+        uint32_t zero = 0;
+        sfg_config c{};
+        c.src_pps = pps;
+        c.src_Bps = Bps;
+        c.urpf = urpf;
+        REQUIRE(bpf_map_update_elem(maps.config, &zero, &c, BPF_ANY) == 0);
+    }
+};
+
+Bytes syn4(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint32_t seq = 1000,
+           std::vector<uint8_t> opts = {2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7}) {
+    return PacketBuilder().eth(kClientMac, kServerMac).ipv4(ip(src), ip(dst)).ttl(57).tcp(sport, dport)
+        .flags(TcpFlags::syn).seq(seq).tcp_options(opts).build();
+}
+Bytes ack4(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint32_t seq, uint32_t ack) {
+    return PacketBuilder().eth(kClientMac, kServerMac).ipv4(ip(src), ip(dst)).tcp(sport, dport)
+        .flags(TcpFlags::ack).seq(seq).ack(ack).build();
+}
+Bytes syn6(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint32_t seq = 1000) {
+    return PacketBuilder().eth(kClientMac, kServerMac).ipv6(ip(src), ip(dst)).tcp(sport, dport)
+        .flags(TcpFlags::syn).seq(seq).tcp_options({2, 4, 0x05, 0xa0}).build();
+}
+}  // namespace
+
+TEST_CASE("SYN to a cookie-mode destination: a SYN-ACK with the kernel's cookie, byte for byte") {
+    Guard g;
+    Bytes in = syn4("10.1.0.5", 40000, "10.1.0.1", 8080, 1000);
+    auto r = g.run(in);
+    REQUIRE(r.retval == XDP_TX);
+    REQUIRE(r.data.size() == 14 + 20 + 24);
+    Packet p = parse_packet(r.data, LinkType::ethernet);
+    REQUIRE(p.ok());
+    CHECK(p.ip_checksum_ok);
+    CHECK(p.l4_checksum_checked);
+    CHECK(p.l4_checksum_ok);
+    uint32_t cookie = p.tcp_seq;
+    const uint8_t* opt = r.data.data() + 14 + 20 + 20;
+    uint16_t mss = uint16_t(opt[2] << 8 | opt[3]);
+    CHECK(opt[0] == 2);
+    CHECK(opt[1] == 4);
+    CHECK(mss >= 536);
+    CHECK(mss <= 1460);
+    Bytes want = PacketBuilder().eth(kServerMac, kClientMac).ipv4(ip("10.1.0.1"), ip("10.1.0.5")).ttl(64).ip_id(0)
+                     .dont_fragment().tcp(8080, 40000).flags(TcpFlags::syn | TcpFlags::ack).seq(cookie).ack(1001)
+                     .window(65535).tcp_options({2, 4, uint8_t(mss >> 8), uint8_t(mss)}).build();
+    CHECK(r.data == want);
+    CHECK(g.reason(SFG_R_COOKIE_SENT) == 1);
+    CHECK(g.stats(0).syn == 1);
+    CHECK(g.stats(0).cookies == 1);
+
+    SUBCASE("the ACK carrying the cookie passes; forged ACKs drop") {
+        auto ok = g.run(ack4("10.1.0.5", 40000, "10.1.0.1", 8080, 1001, cookie + 1));
+        CHECK(ok.retval == XDP_PASS);
+        CHECK(g.reason(SFG_R_COOKIE_ACK_OK) == 1);
+        CHECK(g.stats(0).cookie_ok == 1);
+        int dropped = 0;
+        for (uint32_t delta : {2u, 0x1000u, 0x01000000u, 0x80000000u}) {
+            auto bad = g.run(ack4("10.1.0.5", 40000, "10.1.0.1", 8080, 1001, cookie + delta));
+            dropped += bad.retval == XDP_DROP;
+        }
+        CHECK(dropped == 4);
+        // The same cookie from another source port is forged too.
+        CHECK(g.run(ack4("10.1.0.5", 40001, "10.1.0.1", 8080, 1001, cookie + 1)).retval == XDP_DROP);
+        CHECK(g.reason(SFG_R_DROP_COOKIE_ACK) == 5);
+        CHECK(g.stats(0).cookie_bad == 5);
+    }
+    SUBCASE("a SYN without options grows to carry the MSS option") {
+        auto r2 = g.run(syn4("10.1.0.6", 40000, "10.1.0.1", 8080, 7, {}));
+        REQUIRE(r2.retval == XDP_TX);
+        Packet q = parse_packet(r2.data, LinkType::ethernet);
+        REQUIRE(q.ok());
+        CHECK(q.l4_checksum_ok);
+        CHECK(q.tcp_ack == 8);
+        CHECK(r2.data.size() == 58);
+    }
+    SUBCASE("no listener on the port: the SYN goes to the kernel") {
+        g.cfg.protect[0].port = 8081;
+        sfg::GuardConfig c = sfg::parse_config(edge::config::parse(
+            "[[protect]]\nprefix = \"10.1.0.0/24\"\ncookie = \"always\"\n", "t.toml"));
+        sfg::apply(g.maps, c);
+        auto r3 = g.run(syn4("10.1.0.5", 40000, "10.1.0.1", 8081));
+        CHECK(r3.retval == XDP_PASS);
+        CHECK(g.reason(SFG_R_PASS_NO_LISTENER) == 1);
+    }
+}
+
+TEST_CASE("IPv6 SYN: a SYN-ACK cookie with a valid checksum") {
+    Guard g;
+    auto r = g.run(syn6("2001:db8:1::5", 40000, "2001:db8:1::1", 8080, 77));
+    REQUIRE(r.retval == XDP_TX);
+    REQUIRE(r.data.size() == 14 + 40 + 24);
+    Packet p = parse_packet(r.data, LinkType::ethernet);
+    REQUIRE(p.ok());
+    CHECK(p.src == ip("2001:db8:1::1"));
+    CHECK(p.dst == ip("2001:db8:1::5"));
+    CHECK(p.sport == 8080);
+    CHECK(p.dport == 40000);
+    CHECK(p.tcp_ack == 78);
+    CHECK(p.tcp_flags == (TcpFlags::syn | TcpFlags::ack));
+    CHECK(p.l4_checksum_ok);
+    auto ok = g.run(PacketBuilder().eth(kClientMac, kServerMac).ipv6(ip("2001:db8:1::5"), ip("2001:db8:1::1"))
+                        .tcp(40000, 8080).flags(TcpFlags::ack).seq(78).ack(p.tcp_seq + 1).build());
+    CHECK(ok.retval == XDP_PASS);
+    auto bad = g.run(PacketBuilder().eth(kClientMac, kServerMac).ipv6(ip("2001:db8:1::5"), ip("2001:db8:1::1"))
+                         .tcp(40000, 8080).flags(TcpFlags::ack).seq(78).ack(p.tcp_seq + 3).build());
+    CHECK(bad.retval == XDP_DROP);
+}
+
+TEST_CASE("not in cookie mode: SYNs and ACKs pass untouched, counted per destination") {
+    Guard g;
+    Bytes in = syn4("10.1.0.5", 40000, "10.1.0.1", 9090);
+    auto r = g.run(in);
+    CHECK(r.retval == XDP_PASS);
+    CHECK(r.data == in);
+    CHECK(g.run(ack4("10.1.0.5", 40000, "10.1.0.1", 9090, 1, 12345)).retval == XDP_PASS);
+    CHECK(g.stats(1).syn == 1);
+    CHECK(g.stats(1).packets == 2);
+    CHECK(g.reason(SFG_R_PASS) == 2);
+    // Switching the entry to cookie mode (what `run` does under a flood) takes effect at once.
+    auto d = sfg::get_dest(g.maps, g.cfg.protect[1]).value();
+    d.flags |= SFG_D_COOKIE;
+    sfg::set_dest(g.maps, g.cfg.protect[1], d);
+    // nobody listens on 9090: the kernel will answer
+    CHECK(g.run(in).retval == XDP_PASS);
+    CHECK(g.reason(SFG_R_PASS_NO_LISTENER) == 1);
+    CHECK(g.run(syn4("10.1.0.5", 40000, "10.3.0.1", 8080)).retval == XDP_PASS);
+    CHECK(g.reason(SFG_R_PASS_UNPROTECTED) == 1);
+}
+
+TEST_CASE("deny and allow lists (LPM): deny drops anywhere, allow skips the limits") {
+    Guard g;
+    g.set_config(2, 0, SFG_URPF_OFF);
+    CHECK(g.run(syn4("198.51.100.77", 1, "10.3.0.1", 80)).retval == XDP_DROP);      // unprotected too
+    CHECK(g.run(syn4("198.51.100.77", 1, "10.1.0.1", 9090)).retval == XDP_DROP);
+    CHECK(g.run(syn4("198.51.101.77", 1, "10.1.0.1", 9090)).retval == XDP_PASS);    // next /24
+    CHECK(g.reason(SFG_R_DROP_DENY) == 2);
+    for (int i = 0; i < 10; i++) CHECK(g.run(syn4("192.0.2.9", uint16_t(i), "10.1.0.1", 9090)).retval == XDP_PASS);
+    CHECK(g.reason(SFG_R_PASS_ALLOWED) == 10);
+    // block / unblock at run time
+    auto k = sfg::src_key(Prefix::parse("10.1.0.0/28").value());
+    uint32_t one = 1;
+    REQUIRE(bpf_map_update_elem(g.maps.deny, &k, &one, BPF_ANY) == 0);
+    CHECK(g.run(syn4("10.1.0.9", 1, "10.1.0.1", 9090)).retval == XDP_DROP);
+    CHECK(g.run(syn4("10.1.0.19", 1, "10.1.0.1", 9090)).retval == XDP_PASS);
+    REQUIRE(bpf_map_delete_elem(g.maps.deny, &k) == 0);
+    CHECK(g.run(syn4("10.1.0.9", 1, "10.1.0.1", 9090)).retval == XDP_PASS);
+}
+
+TEST_CASE("token buckets: per source packets/s and bytes/s, per destination SYN/s, at the boundary") {
+    Guard g;
+    SUBCASE("source packets/s: a full bucket of 5, the 6th drops; other sources unaffected") {
+        g.set_config(5, 0, SFG_URPF_OFF);
+        for (int i = 0; i < 5; i++) CHECK(g.run(ack4("10.1.0.5", 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_PASS);
+        CHECK(g.run(ack4("10.1.0.5", 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_DROP);
+        CHECK(g.run(ack4("10.1.0.6", 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_PASS);
+        CHECK(g.reason(SFG_R_DROP_SRC_RATE) == 1);
+        CHECK(g.stats(1).drops == 1);
+        // The bucket refills at 5/s: after 250 ms one more packet fits, not two.
+        usleep(250000);
+        CHECK(g.run(ack4("10.1.0.5", 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_PASS);
+        CHECK(g.run(ack4("10.1.0.5", 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_DROP);
+    }
+    SUBCASE("source bytes/s: 4 frames of 54 bytes fit in 216 bytes/s, the 5th does not") {
+        Bytes pkt = ack4("10.1.0.5", 1, "10.1.0.1", 9090, 1, 1);
+        REQUIRE(pkt.size() == 54);
+        g.set_config(0, 216, SFG_URPF_OFF);
+        for (int i = 0; i < 4; i++) CHECK(g.run(pkt).retval == XDP_PASS);
+        CHECK(g.run(pkt).retval == XDP_DROP);
+    }
+    SUBCASE("destination SYN/s: 3 SYNs, then drops; ACKs are not SYNs") {
+        sfg::GuardConfig c = sfg::parse_config(edge::config::parse(
+            "[[protect]]\nprefix = \"10.1.0.0/24\"\nport = 9090\nsyn_pps = 3\n", "t.toml"));
+        sfg::apply(g.maps, c);
+        for (int i = 0; i < 3; i++) CHECK(g.run(syn4("10.1.0.5", uint16_t(100 + i), "10.1.0.1", 9090)).retval == XDP_PASS);
+        CHECK(g.run(syn4("10.1.0.7", 1, "10.1.0.1", 9090)).retval == XDP_DROP);
+        CHECK(g.run(ack4("10.1.0.7", 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_PASS);
+        CHECK(g.reason(SFG_R_DROP_DST_RATE) == 1);
+    }
+}
+
+TEST_CASE("uRPF with routes in a namespace: strict needs the ingress interface, loose any route") {
+    Guard g;
+    auto& ns = netns();
+    Bytes from_net1 = ack4("10.1.0.5", 1, "10.1.0.1", 9090, 1, 1);
+    Bytes from_nowhere = ack4("10.9.9.9", 1, "10.1.0.1", 9090, 1, 1);
+    g.set_config(0, 0, SFG_URPF_STRICT);
+    CHECK(g.run(from_net1, ns.if0).retval == XDP_PASS);
+    CHECK(g.run(from_net1, ns.if1).retval == XDP_DROP);  // 10.1.0.0/24 is behind sfg0
+    CHECK(g.run(from_nowhere, ns.if0).retval == XDP_DROP);
+    CHECK(g.reason(SFG_R_DROP_URPF) == 2);
+    g.set_config(0, 0, SFG_URPF_LOOSE);
+    CHECK(g.run(from_net1, ns.if1).retval == XDP_PASS);
+    CHECK(g.run(from_nowhere, ns.if1).retval == XDP_DROP);
+    sh("ip route add 10.9.0.0/16 dev sfg1");
+    CHECK(g.run(from_nowhere, ns.if1).retval == XDP_PASS);
+    g.set_config(0, 0, SFG_URPF_STRICT);
+    CHECK(g.run(from_nowhere, ns.if1).retval == XDP_PASS);
+    CHECK(g.run(from_nowhere, ns.if0).retval == XDP_DROP);
+    sh("ip route del 10.9.0.0/16 dev sfg1");
+    CHECK(g.reason(SFG_R_DROP_URPF) == 4);
+}
+
+TEST_CASE("malformed packets to a protected destination drop; not-IP passes") {
+    Guard g;
+    Bytes in = syn4("10.1.0.5", 40000, "10.1.0.1", 8080);
+    Bytes cut(in.begin(), in.begin() + 14 + 20 + 10);
+    CHECK(g.run(cut).retval == XDP_DROP);
+    CHECK(g.reason(SFG_R_DROP_MALFORMED) == 1);
+    Bytes arp(60, 0);
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    CHECK(g.run(arp).retval == XDP_PASS);
+    CHECK(g.reason(SFG_R_PASS_NOT_IP) == 1);
+}

@@ -1,0 +1,171 @@
+// common/detect: distinct counting, medians, and the SYN-flood detector on packets built
+// in memory (spoofed and single-source floods, flash crowds, baselines, mitigations).
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "detect/synflood.hpp"
+#include "net/build.hpp"
+
+using namespace edge::net;
+using edge::detect::SynFloodDetector;
+
+namespace {
+IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
+const int64_t t0 = 1700000000LL * 1000000;
+
+void feed(SynFloodDetector& d, const IpAddr& s, uint16_t sp, const IpAddr& dst, uint16_t dp, uint8_t flags, int64_t ts,
+          uint8_t ttl = 64) {
+    PacketBuilder b;
+    if (s.is_v4()) b.ipv4(s, dst);
+    else b.ipv6(s, dst);
+    auto bytes = b.ttl(ttl).tcp(sp, dp).flags(flags).build();
+    Packet p = parse_packet(bytes, LinkType::raw_ip);
+    REQUIRE(p.ok());
+    d.add(p, ts, static_cast<uint32_t>(bytes.size()));
+}
+// n completed handshakes per second to dst:port for `secs` seconds.
+void background(SynFloodDetector& d, const IpAddr& dst, uint16_t port, int per_sec, int secs) {
+    for (int s = 0; s < secs; s++)
+        for (int i = 0; i < per_sec; i++) {
+            IpAddr c = IpAddr::v4(0x0a000000u + uint32_t(i % 50));
+            uint16_t sp = uint16_t(10000 + s * per_sec + i);
+            int64_t ts = t0 + s * 1000000LL + i * (1000000LL / per_sec);
+            feed(d, c, sp, dst, port, TcpFlags::syn, ts);
+            feed(d, dst, port, c, sp, TcpFlags::syn | TcpFlags::ack, ts + 100);
+            feed(d, c, sp, dst, port, TcpFlags::ack, ts + 200);
+        }
+}
+}  // namespace
+
+TEST_CASE("DistinctCounter: HyperLogLog within a few percent") {
+    for (uint32_t n : {50u, 1000u, 20000u, 200000u}) {
+        edge::detect::DistinctCounter c;
+        for (uint32_t i = 0; i < n; i++) {
+            c.add(IpAddr::v4(0x01000000u + i * 7919u));
+            c.add(IpAddr::v4(0x01000000u + i * 7919u));  // duplicates do not count
+        }
+        CHECK(c.estimate() == doctest::Approx(n).epsilon(0.05));
+    }
+}
+
+TEST_CASE("median") {
+    CHECK(edge::detect::median({}) == 0);
+    CHECK(edge::detect::median({5}) == 5);
+    CHECK(edge::detect::median({1, 9, 3}) == 3);
+    CHECK(edge::detect::median({1, 2, 3, 10}) == 2.5);
+}
+
+TEST_CASE("normal traffic: no flood") {
+    SynFloodDetector d;
+    background(d, ip("203.0.113.10"), 443, 50, 10);
+    auto r = d.finish();
+    CHECK(r.floods.empty());
+    CHECK(r.syn == 500);
+    CHECK(r.syn_ack == 500);
+    CHECK(r.completed == 500);
+    CHECK(r.seconds == doctest::Approx(10).epsilon(0.05));
+}
+
+TEST_CASE("spoofed flood: destination flood, spoofing signs, FlowSpec on the /32") {
+    SynFloodDetector d;
+    IpAddr victim = ip("203.0.113.10");
+    background(d, victim, 443, 20, 10);
+    std::mt19937 rng(7);
+    for (int i = 0; i < 6000; i++)  // 3000 SYN/s for 2 s from second 5
+        feed(d, IpAddr::v4(0x01000000u + rng() % 0xd0000000u), uint16_t(rng()), victim, 80, TcpFlags::syn,
+             t0 + 5000000 + i * 333, uint8_t(30 + rng() % 200));
+    auto r = d.finish();
+    REQUIRE(r.floods.size() == 1);
+    auto& f = r.floods[0];
+    CHECK(f.kind == "destination");
+    CHECK(f.dst == victim);
+    CHECK(f.dst_ports == std::vector<uint16_t>{80});
+    CHECK(f.start_s == 5);
+    CHECK(f.duration_s == 2);
+    CHECK(f.peak_syn_pps >= 2900);
+    CHECK(f.threshold_pps == 1000);  // floor: 8 x median 20 < 1000
+    CHECK(f.baseline_pps == 20);
+    CHECK(f.half_open == 6000);
+    CHECK(f.completion_ratio < 0.05);
+    CHECK(f.distinct_sources == doctest::Approx(6000).epsilon(0.05));
+    CHECK(f.spoofed);
+    CHECK(f.ttl_distinct > 100);
+    REQUIRE(r.mitigations.size() == 1);
+    CHECK(r.mitigations[0].action == "flowspec");
+    CHECK(r.mitigations[0].prefix.to_string() == "203.0.113.10/32");
+    CHECK(!r.mitigations[0].source);
+    CHECK(r.mitigations[0].dst_ports == std::vector<uint16_t>{80});
+    // per-second series of the victim: the flood's seconds stand out
+    uint64_t peak = 0;
+    for (auto& row : r.series) peak = std::max(peak, row.syn);
+    CHECK(peak >= 2900);
+}
+
+TEST_CASE("single-source flood over IPv6: a source flood, FlowSpec narrowed to the source; rtbh when forced") {
+    for (const char* action : {"auto", "rtbh"}) {
+        edge::detect::SynFloodParams p;
+        p.action = action;
+        p.baseline_pps = 0;  // the capture is all flood: its median would be the flood itself
+        SynFloodDetector d(p);
+        IpAddr victim = ip("2001:db8::10"), bad = ip("2001:db8:bad::1");
+        for (int i = 0; i < 4000; i++) {
+            feed(d, bad, uint16_t(1024 + i), victim, 22, TcpFlags::syn, t0 + i * 500);
+            feed(d, victim, 22, bad, uint16_t(1024 + i), TcpFlags::syn | TcpFlags::ack, t0 + i * 500 + 50);
+            feed(d, bad, uint16_t(1024 + i), victim, 22, TcpFlags::rst, t0 + i * 500 + 90);
+        }
+        auto r = d.finish();
+        REQUIRE(r.floods.size() == 2);
+        CHECK(r.floods[0].kind == "destination");
+        CHECK(!r.floods[0].spoofed);
+        CHECK(r.floods[0].top_source_share == 1.0);
+        CHECK(r.floods[0].syn_ack_ratio == 1.0);
+        CHECK(r.floods[1].kind == "source");
+        CHECK(r.floods[1].src == bad);
+        REQUIRE(r.mitigations.size() == 1);
+        CHECK(r.mitigations[0].prefix.to_string() == "2001:db8::10/128");
+        if (std::string(action) == "auto") {
+            CHECK(r.mitigations[0].action == "flowspec");
+            REQUIRE(r.mitigations[0].source);
+            CHECK(r.mitigations[0].source->to_string() == "2001:db8:bad::1/128");
+        } else {
+            CHECK(r.mitigations[0].action == "rtbh");
+            CHECK(r.mitigations[0].dst_ports.empty());
+        }
+    }
+}
+
+TEST_CASE("a capture that is all flood: the source rule still fires without a baseline") {
+    SynFloodDetector d;
+    for (int i = 0; i < 4000; i++)
+        feed(d, ip("198.51.100.66"), uint16_t(1024 + i), ip("203.0.113.10"), 80, TcpFlags::syn, t0 + i * 500);
+    auto r = d.finish();
+    REQUIRE(r.floods.size() == 1);
+    CHECK(r.floods[0].kind == "source");
+    REQUIRE(r.mitigations.size() == 1);
+    CHECK(r.mitigations[0].source->to_string() == "198.51.100.66/32");
+}
+
+TEST_CASE("flash crowd completes its handshakes: not a flood") {
+    SynFloodDetector d;
+    background(d, ip("203.0.113.10"), 443, 3000, 3);
+    CHECK(d.finish().floods.empty());
+}
+
+TEST_CASE("the threshold follows the baseline: a busy destination needs factor x its median") {
+    edge::detect::SynFloodParams p;
+    p.floor_pps = 100;
+    p.factor = 4;
+    SynFloodDetector d(p);
+    IpAddr dst = ip("198.18.0.1");
+    // 10 s of 500 unanswered SYN/s (a scanner target, say), then 2 s of 1500: 3x, under 4x.
+    int64_t ts = t0;
+    for (int s = 0; s < 12; s++) {
+        int n = s < 10 ? 500 : 1500;
+        for (int i = 0; i < n; i++)
+            feed(d, IpAddr::v4(0x01000000u + uint32_t(s * 2000 + i)), 1000, dst, 80, TcpFlags::syn, ts + i * (1000000 / n));
+        ts += 1000000;
+    }
+    auto r = d.finish();
+    CHECK(r.floods.empty());
+}
