@@ -94,6 +94,7 @@ int Tool::run(int argc, char** argv) {
             fmt::print(stderr, "{}: {} (see {} --help)\n", name_, msg, name_);
             return exit_usage;
         }
+        if (auto* c = app_.get_config_ptr(); c && c->count()) g_.config = c->as<std::string>();
         out::set_verbosity(g_.quiet ? -1 : g_.verbose);
         if (!completion_shell_.empty()) {
             std::string s = completion(completion_shell_);
