@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "bpf/maps.hpp"
 #include "bpf/prog.hpp"
 #include "cli/error.hpp"
 #include "config/toml.hpp"
@@ -153,22 +154,9 @@ Maps skel_maps(Skel* s) {
     return m;
 }
 
-inline void check(int err, const char* what) {
-    if (err) edge::failure("{}: {}", what, edge::bpf::error_text(err));
-}
-
-inline int ncpus() {
-    static int n = libbpf_num_possible_cpus();
-    return n > 0 ? n : 1;
-}
-
-inline std::vector<uint64_t> percpu_sum(int fd, uint32_t key, size_t words) {
-    std::vector<uint64_t> buf(words * static_cast<size_t>(ncpus()), 0), sum(words, 0);
-    if (bpf_map_lookup_elem(fd, &key, buf.data()) != 0) return sum;
-    for (int c = 0; c < ncpus(); c++)
-        for (size_t w = 0; w < words; w++) sum[w] += buf[static_cast<size_t>(c) * words + w];
-    return sum;
-}
+using edge::bpf::check;
+using edge::bpf::ncpus;
+using edge::bpf::percpu_sum;
 
 inline sfg_dst_stats dst_stats(const Maps& m, uint32_t id) {
     auto v = percpu_sum(m.dst_stats, id, sizeof(sfg_dst_stats) / 8);

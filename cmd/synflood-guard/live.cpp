@@ -12,6 +12,7 @@
 #include <memory>
 #include <thread>
 
+#include "bpf/xdp.hpp"
 #include "guard.hpp"
 #include "options.hpp"
 #include "out/record.hpp"
@@ -23,75 +24,16 @@ namespace fs = std::filesystem;
 using edge::out::Record;
 
 namespace {
-constexpr long kBpfFsMagic = 0xcafe4a11;
 const char* kSyncookies = "/proc/sys/net/ipv4/tcp_syncookies";
 
 std::string pin_dir(const std::string& ifname) { return "/sys/fs/bpf/edge/synflood-guard/" + ifname; }
 
-int ifindex_of(const std::string& ifname) {
-    unsigned idx = if_nametoindex(ifname.c_str());
-    if (!idx) edge::usage_error("cannot use interface {}: no such interface (see ip link)", ifname);
-    return static_cast<int>(idx);
-}
+using edge::bpf::attached_prog;
+using edge::bpf::ensure_bpffs;
+using edge::bpf::ifindex_of;
+using edge::bpf::require_bpf;
 
-void require_bpf() {
-    auto why = edge::bpf::unavailable_reason();
-    if (!why.empty()) edge::usage_error("cannot load BPF programs: {}", why);
-}
-
-void ensure_bpffs() {
-    struct statfs st{};
-    if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == kBpfFsMagic) return;
-    if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
-        edge::failure("/sys/fs/bpf is not a BPF file system and mounting one failed ({}): mount -t bpf bpf /sys/fs/bpf",
-                      std::strerror(errno));
-}
-
-uint32_t attached_prog(int ifindex, uint8_t* mode = nullptr) {
-    LIBBPF_OPTS(bpf_xdp_query_opts, q);
-    if (bpf_xdp_query(ifindex, 0, &q) != 0) return 0;
-    if (mode) *mode = q.attach_mode;
-    return q.prog_id;
-}
-
-const char* mode_name(uint8_t m) {
-    switch (m) {
-    case XDP_ATTACHED_DRV: return "native";
-    case XDP_ATTACHED_SKB: return "generic";
-    case XDP_ATTACHED_HW: return "offload";
-    case XDP_ATTACHED_MULTI: return "multi";
-    default: return "none";
-    }
-}
-
-uint32_t attach(int ifindex, int prog_fd, const std::string& ifname, const std::string& mode) {
-    uint32_t flags = XDP_FLAGS_UPDATE_IF_NOEXIST;
-    if (attached_prog(ifindex))
-        edge::usage_error("{} already has an XDP program (ip link show dev {}); detach it first", ifname, ifname);
-    if (mode != "generic") {
-        int err = bpf_xdp_attach(ifindex, prog_fd, flags | XDP_FLAGS_DRV_MODE, nullptr);
-        if (!err) return flags | XDP_FLAGS_DRV_MODE;
-        if (mode == "native")
-            edge::failure("cannot attach native XDP to {}: {} (try --mode generic)", ifname, edge::bpf::error_text(err));
-        edge::out::warn(fmt::format("native XDP on {} failed ({}): using generic XDP, which is slower", ifname,
-                                    edge::bpf::error_text(err)));
-    }
-    int err = bpf_xdp_attach(ifindex, prog_fd, flags | XDP_FLAGS_SKB_MODE, nullptr);
-    if (err) edge::failure("cannot attach XDP to {}: {}", ifname, edge::bpf::error_text(err));
-    return flags | XDP_FLAGS_SKB_MODE;
-}
-
-void detach(int ifindex, uint32_t flags, int prog_fd) {
-    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd);
-    bpf_xdp_detach(ifindex, (flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST) | XDP_FLAGS_REPLACE, &opts);
-}
-
-void log_event(const edge::cli::Globals& g, const Record& r) {
-    if (g.quiet) return;
-    if (g.json) fmt::print(stderr, "{}\n", r.json());
-    else fmt::print(stderr, "synflood-guard: {}\n", r.text_line());
-    std::fflush(stderr);
-}
+void log_event(const edge::cli::Globals& g, const Record& r) { edge::out::event(r, g.json); }
 
 std::string read_sysctl(const std::string& path) {
     std::ifstream f(path);
@@ -206,7 +148,7 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     uint32_t flags;
     try {
-        flags = attach(ifindex, bpf_program__fd(s->progs.synflood), o.interface, o.mode);
+        flags = edge::bpf::attach_xdp(ifindex, bpf_program__fd(s->progs.synflood), o.interface, o.mode);
     } catch (...) {
         fs::remove_all(dir);
         want_cookies(false);
@@ -280,7 +222,7 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
         }
         want_cookies(any_flooded);
     }
-    detach(ifindex, flags, bpf_program__fd(s->progs.synflood));
+    edge::bpf::detach_xdp(ifindex, flags, bpf_program__fd(s->progs.synflood));
     fs::remove_all(dir);
     want_cookies(false);
     log_event(g, Record("guard_event").str("event", "detached").str("interface", o.interface).text(
@@ -332,7 +274,7 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
     out.emit(Record("guard_status")
                  .str("interface", o.interface)
                  .num("prog_id", unsigned{prog})
-                 .str("mode", mode_name(mode))
+                 .str("mode", edge::bpf::xdp_mode_name(mode))
                  .str("urpf", urpf[cfg.urpf % 3])
                  .num("src_pps_limit", cfg.src_pps)
                  .num("src_bps_limit", cfg.src_Bps * 8)
@@ -340,7 +282,7 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
                  .strings("allow", allow)
                  .strings("deny", deny)
                  .text(fmt::format("{}: synflood-guard prog {} ({} XDP), uRPF {}, {} protected, {} allowed, {} denied prefixes",
-                                   o.interface, prog, mode_name(mode), urpf[cfg.urpf % 3], dests.size(), allow.size(),
+                                   o.interface, prog, edge::bpf::xdp_mode_name(mode), urpf[cfg.urpf % 3], dests.size(), allow.size(),
                                    deny.size())));
     for (auto& [id, r] : dests) out.emit(r);
     return edge::exit_ok;

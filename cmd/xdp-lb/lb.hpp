@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "bpf/maps.hpp"
 #include "bpf/prog.hpp"
 #include "cli/tool.hpp"
 #include "cli/error.hpp"
@@ -255,28 +256,10 @@ inline int* map_slot(Maps& m, int i) {
     return s[i];
 }
 
-inline void check(int err, const char* what) {
-    if (err) edge::failure("{}: {}", what, edge::bpf::error_text(err));
-}
-
-inline int ncpus() {
-    static int n = libbpf_num_possible_cpus();
-    return n > 0 ? n : 1;
-}
-
-// Sums a per-CPU value of `words` u64 across CPUs.
-inline std::vector<uint64_t> percpu_sum(int fd, uint32_t key, size_t words) {
-    std::vector<uint64_t> buf(words * static_cast<size_t>(ncpus()), 0), sum(words, 0);
-    if (bpf_map_lookup_elem(fd, &key, buf.data()) != 0) return sum;
-    for (int c = 0; c < ncpus(); c++)
-        for (size_t w = 0; w < words; w++) sum[w] += buf[static_cast<size_t>(c) * words + w];
-    return sum;
-}
-
-inline void percpu_zero(int fd, uint32_t key, size_t words) {
-    std::vector<uint64_t> buf(words * static_cast<size_t>(ncpus()), 0);
-    bpf_map_update_elem(fd, &key, buf.data(), BPF_ANY);
-}
+using edge::bpf::check;
+using edge::bpf::ncpus;
+using edge::bpf::percpu_sum;
+using edge::bpf::percpu_zero;
 
 inline const char* reason_name(uint32_t r) {
     static const char* const names[XLB_R_COUNT] = {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "bpf/xdp.hpp"
 #include "lb.hpp"
 #include "options.hpp"
 #include "out/record.hpp"
@@ -32,73 +33,14 @@ LbConfig load_config(const edge::cli::Globals& g) {
 
 std::string pin_dir(const std::string& ifname) { return "/sys/fs/bpf/edge/xdp-lb/" + ifname; }
 
-int ifindex_of(const std::string& ifname) {
-    unsigned idx = if_nametoindex(ifname.c_str());
-    if (!idx) edge::usage_error("cannot use interface {}: no such interface (see ip link)", ifname);
-    return static_cast<int>(idx);
-}
+int ifindex_of(const std::string& ifname) { return edge::bpf::ifindex_of(ifname); }
 
 namespace {
-constexpr long kBpfFsMagic = 0xcafe4a11;
+using edge::bpf::attached_prog;
+using edge::bpf::ensure_bpffs;
+using edge::bpf::require_bpf;
 
-void require_bpf() {
-    auto why = edge::bpf::unavailable_reason();
-    if (!why.empty()) edge::usage_error("cannot load BPF programs: {}", why);
-}
-
-void ensure_bpffs() {
-    struct statfs st{};
-    if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == kBpfFsMagic) return;
-    if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
-        edge::failure("/sys/fs/bpf is not a BPF file system and mounting one failed ({}): mount -t bpf bpf /sys/fs/bpf",
-                      std::strerror(errno));
-}
-
-uint32_t attached_prog(int ifindex) {
-    LIBBPF_OPTS(bpf_xdp_query_opts, q);
-    if (bpf_xdp_query(ifindex, 0, &q) != 0) return 0;
-    return q.prog_id;
-}
-
-const char* mode_name(uint8_t m) {
-    switch (m) {
-    case XDP_ATTACHED_DRV: return "native";
-    case XDP_ATTACHED_SKB: return "generic";
-    case XDP_ATTACHED_HW: return "offload";
-    case XDP_ATTACHED_MULTI: return "multi";
-    default: return "none";
-    }
-}
-
-// Attaches prog_fd; returns the flags used (to detach the same way).
-uint32_t attach(int ifindex, int prog_fd, const std::string& ifname, const std::string& mode) {
-    uint32_t flags = XDP_FLAGS_UPDATE_IF_NOEXIST;
-    if (attached_prog(ifindex))
-        edge::usage_error("{} already has an XDP program (ip link show dev {}); detach it first", ifname, ifname);
-    if (mode != "generic") {
-        int err = bpf_xdp_attach(ifindex, prog_fd, flags | XDP_FLAGS_DRV_MODE, nullptr);
-        if (!err) return flags | XDP_FLAGS_DRV_MODE;
-        if (mode == "native")
-            edge::failure("cannot attach native XDP to {}: {} (try --mode generic)", ifname, edge::bpf::error_text(err));
-        edge::out::warn(fmt::format("native XDP on {} failed ({}): using generic XDP, which is slower", ifname,
-                                    edge::bpf::error_text(err)));
-    }
-    int err = bpf_xdp_attach(ifindex, prog_fd, flags | XDP_FLAGS_SKB_MODE, nullptr);
-    if (err) edge::failure("cannot attach XDP to {}: {}", ifname, edge::bpf::error_text(err));
-    return flags | XDP_FLAGS_SKB_MODE;
-}
-
-void detach(int ifindex, uint32_t flags, int prog_fd) {
-    LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd);
-    bpf_xdp_detach(ifindex, (flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST) | XDP_FLAGS_REPLACE, &opts);
-}
-
-void log_event(const edge::cli::Globals& g, const edge::out::Record& r) {
-    if (g.quiet) return;
-    if (g.json) fmt::print(stderr, "{}\n", r.json());
-    else fmt::print(stderr, "xdp-lb: {}\n", r.text_line());
-    std::fflush(stderr);
-}
+void log_event(const edge::cli::Globals& g, const edge::out::Record& r) { edge::out::event(r, g.json); }
 
 sigset_t block_signals() {
     sigset_t set;
@@ -190,7 +132,7 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
     sigset_t set = block_signals();
     uint32_t flags;
     try {
-        flags = attach(ifindex, bpf_program__fd(s->progs.xdp_lb), o.interface, o.mode);
+        flags = edge::bpf::attach_xdp(ifindex, bpf_program__fd(s->progs.xdp_lb), o.interface, o.mode);
     } catch (...) {
         fs::remove_all(dir);
         throw;
@@ -227,7 +169,7 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
             break;
         }
     }
-    detach(ifindex, flags, bpf_program__fd(s->progs.xdp_lb));
+    edge::bpf::detach_xdp(ifindex, flags, bpf_program__fd(s->progs.xdp_lb));
     fs::remove_all(dir);
     log_event(g, edge::out::Record("lb_event").str("event", "detached").str("interface", o.interface).text(
                      fmt::format("detached from {}", o.interface)));
@@ -277,7 +219,7 @@ int run_decap(const Options& o, const edge::cli::Globals& g, edge::out::Output& 
         check(bpf_map_update_elem(bpf_map__fd(s->maps.xdec_addrs), &k, &one, BPF_ANY), "writing xdec_addrs");
     }
     sigset_t set = block_signals();
-    uint32_t flags = attach(ifindex, bpf_program__fd(s->progs.xdp_decap), o.interface, o.mode);
+    uint32_t flags = edge::bpf::attach_xdp(ifindex, bpf_program__fd(s->progs.xdp_decap), o.interface, o.mode);
     std::vector<std::string> names;
     for (auto& a : addrs) names.push_back(a.to_string());
     log_event(g, edge::out::Record("lb_event")
@@ -289,7 +231,7 @@ int run_decap(const Options& o, const edge::cli::Globals& g, edge::out::Output& 
         int sig = sigwaitinfo(&set, nullptr);
         if (sig == SIGTERM || sig == SIGINT) break;
     }
-    detach(ifindex, flags, bpf_program__fd(s->progs.xdp_decap));
+    edge::bpf::detach_xdp(ifindex, flags, bpf_program__fd(s->progs.xdp_decap));
     std::vector<uint64_t> r;
     for (uint32_t i = 0; i < XDEC_R_COUNT; i++) r.push_back(percpu_sum(bpf_map__fd(s->maps.xdec_reasons), i, 1)[0]);
     log_event(g, edge::out::Record("lb_event")
@@ -327,11 +269,11 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
     out.emit(edge::out::Record("lb_status")
                  .str("interface", o.interface)
                  .num("prog_id", uint64_t{q.prog_id})
-                 .str("mode", mode_name(q.attach_mode))
+                 .str("mode", edge::bpf::xdp_mode_name(q.attach_mode))
                  .num("services", static_cast<uint64_t>(svcs.size()))
                  .num("quic_server_id_bytes", unsigned{cfg.quic_sid_len})
                  .text(fmt::format("{}: xdp-lb prog {} ({} XDP), {} services", o.interface, q.prog_id,
-                                   mode_name(q.attach_mode), svcs.size())));
+                                   edge::bpf::xdp_mode_name(q.attach_mode), svcs.size())));
     // Reverse QUIC map: backend id -> server id.
     std::map<uint32_t, uint32_t> sid_of;
     {

@@ -32,6 +32,11 @@ void say(std::string_view level, std::string_view msg) {
     s.push_back('\n');
     std::fwrite(s.data(), 1, s.size(), stderr);
 }
+void say_raw(std::string_view line) {
+    std::string s(line);
+    s.push_back('\n');
+    std::fwrite(s.data(), 1, s.size(), stderr);
+}
 }  // namespace
 
 void set_program_name(std::string_view name) { g_name = name; }
@@ -42,6 +47,13 @@ void warn(std::string_view msg) { say("warning", msg); }
 void info(std::string_view msg) {
     if (g_verbosity >= 0) say("", msg);
 }
+void event(const Record& r, bool json) {
+    if (g_verbosity < 0) return;
+    if (json) say_raw(r.json());
+    else say("", r.text_line());
+    std::fflush(stderr);
+}
+
 void debug(std::string_view msg) {
     if (g_verbosity > 0) say("debug", msg);
 }

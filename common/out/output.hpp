@@ -31,5 +31,7 @@ int verbosity();
 void warn(std::string_view msg);
 void info(std::string_view msg);   // hidden with -q
 void debug(std::string_view msg);  // shown with -v
+// A daemon's event on stderr: a JSON Line with -j, else "tool: key=value ..."; hidden with -q.
+void event(const Record& r, bool json);
 
 }  // namespace edge::out
