@@ -122,8 +122,11 @@ expect_rc 0
 expect_out '"type":"guard_destination","destination":"10.77.0.1/32 port 8080".*"mode":"pass"'
 
 case_ "with the guard the same flood leaves legitimate success >= 99%"
-flood 6
-sleep 0.5
+flood 9
+# Measure once the guard has switched the destination to cookie mode: connections in the
+# detection interval before that meet the bare kernel. The switch itself must be quick.
+for _ in $(seq 30); do grep -q '"event":"flood_start"' "$T/guard.log" && break; sleep 0.1; done
+grep -q '"event":"flood_start"' "$T/guard.log" || fail "the guard did not switch to cookie mode within 3 s of the flood"
 timeout 30 ip netns exec sfg-c $PY "$T/client.py" 10.77.0.1 8080 5 >"$T/guard-client.out"
 run nsenter -t "$GUARD" -m -n "$SFG" -j stats -i sfg-s0 -w 0.5
 wait $FLOOD
@@ -134,7 +137,11 @@ echo "  legitimate success: without the guard $without% ($(cat "$T/noguard.out")
 # rate window (-w) is sampled, so the rates are only checked to be present.
 jq -s -e 'map(select(.type=="guard_destination_stats"))[0] | .cookies > 1000 and has("syn_pps")' "$OUT" >/dev/null ||
     fail "cookies not counted: $(head -c 400 "$OUT")"
-jq -s -e 'map(select(.type=="guard_reasons"))[0] | .cookie_sent > 1000 and .cookie_ack_ok >= 40' "$OUT" >/dev/null ||
+# Every legitimate connection got through on a cookie ACK; the client's pace depends on
+# how hard the flood loads this machine, so count against what it actually completed.
+ok_conns=$(awk '{print $1}' "$T/guard-client.out")
+[ "${ok_conns:-0}" -ge 10 ] || fail "too few legitimate connections to judge: $(cat "$T/guard-client.out")"
+jq -s -e --argjson n "${ok_conns:-0}" 'map(select(.type=="guard_reasons"))[0] | .cookie_sent > 1000 and .cookie_ack_ok >= $n' "$OUT" >/dev/null ||
     fail "reasons: $(grep reasons "$OUT")"
 
 case_ "flood_start: an event on stderr and a FlowSpec mitigation on stdout"
