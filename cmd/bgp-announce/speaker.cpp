@@ -121,7 +121,7 @@ void Speaker::mark_dirty(const net::Prefix& p) {
     bool any = false;
     for (auto& ps : peers_) any |= ps->session->state() == bgp::State::established;
     if (!any) return;
-    dirty_.insert(p);
+    dirty_.push_back(p);
     schedule_flush();
 }
 
@@ -164,6 +164,9 @@ void Speaker::flush() {
     if (dirty_.empty() && dirty_flows_.empty()) return;
     std::vector<std::pair<net::Prefix, const Entry*>> ann;
     std::vector<net::Prefix> wd;
+    std::sort(dirty_.begin(), dirty_.end());
+    dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
+    ann.reserve(dirty_.size());
     for (auto& p : dirty_) {
         auto it = rib_.find(p);
         if (it != rib_.end())

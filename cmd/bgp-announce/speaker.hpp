@@ -104,7 +104,7 @@ private:
     int control_fd_ = -1, metrics_fd_ = -1, signal_fd_ = -1, health_fd_ = -1;
     std::unordered_map<net::Prefix, Entry, PrefixHash> rib_;
     std::map<std::string, FlowEntry> flows_;
-    std::unordered_set<net::Prefix, PrefixHash> dirty_;
+    std::vector<net::Prefix> dirty_;  // may repeat; flush() sorts and dedupes (cheaper than a set)
     std::map<std::string, bgp::FlowSpec> dirty_flows_;
     std::unordered_map<std::string, std::weak_ptr<const RouteAttrs>> interned_;
     bool flush_scheduled_ = false;

@@ -61,9 +61,15 @@ std::string IpAddr::to_string() const {
 }
 
 std::size_t IpAddrHash::operator()(const IpAddr& a) const noexcept {
-    // FNV-1a: tiny, deterministic, good enough for hash tables of addresses.
-    uint64_t h = 1469598103934665603ull ^ uint8_t(a.family());
-    for (uint8_t byte : a.raw()) h = (h ^ byte) * 1099511628211ull;
+    // Two 64-bit words and a murmur-style finaliser: hash tables of a million routes
+    // (bgp-announce's RIB) spend their time here, and a per-byte FNV loop cost 11%.
+    uint64_t lo, hi;
+    std::memcpy(&lo, a.raw().data(), 8);
+    std::memcpy(&hi, a.raw().data() + 8, 8);
+    uint64_t h = (lo ^ (hi * 0x9e3779b97f4a7c15ull) ^ uint64_t(a.family())) * 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
     return std::size_t(h);
 }
 
