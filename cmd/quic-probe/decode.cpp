@@ -1,16 +1,25 @@
 // quic-probe decode: one "flow" record per QUIC connection in a capture (and, with
 // --packets, one "quic_packet" record per QUIC packet).
 #include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "cli/error.hpp"
 #include "net/flow.hpp"
 #include "options.hpp"
+#include "out/json.hpp"
 #include "pcap/filter.hpp"
+#include "pcap/parallel_scan.hpp"
 #include "pcap/scan.hpp"
 #include "quic/conntrack.hpp"
 #include "quic/version.hpp"
@@ -278,6 +287,268 @@ Record connection_record(const q::Connection& c) {
     return r;
 }
 
+// The flow record as a JSON Line, written straight into `o`: the same bytes as
+// connection_record(c).json(), without building the text rendering, the key=value
+// pairs and the per-field strings (on a capture of 100 k connections that was most of
+// the run time).
+class JsonOut {
+public:
+    // continuing: fields follow others already in `o`.
+    explicit JsonOut(std::string& o, bool continuing = false) : o_(o), first_(!continuing) {}
+    JsonOut& key(std::string_view k) {
+        if (!first_) o_.push_back(',');
+        first_ = false;
+        o_.push_back('"');
+        o_.append(k);
+        o_.append("\":");
+        return *this;
+    }
+    void string(std::string_view v) {
+        for (unsigned char ch : v)
+            if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+                edge::out::append_json_string(o_, v);
+                return;
+            }
+        o_.push_back('"');
+        o_.append(v);
+        o_.push_back('"');
+    }
+    void hex_string(q::Bytes b) {
+        static const char* digits = "0123456789abcdef";
+        char buf[2 + 2 * 64];
+        if (b.size() > 64) {
+            o_.push_back('"');
+            o_ += quic_probe::hex(b);
+            o_.push_back('"');
+            return;
+        }
+        std::size_t n = 0;
+        buf[n++] = '"';
+        for (auto x : b) {
+            buf[n++] = digits[x >> 4];
+            buf[n++] = digits[x & 15];
+        }
+        buf[n++] = '"';
+        o_.append(buf, n);
+    }
+    template <typename T>
+    void number(T v) {
+        char buf[24];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+        o_.append(buf, end);
+    }
+    JsonOut& str(std::string_view k, std::string_view v) { return key(k), string(v), *this; }
+    JsonOut& hex(std::string_view k, q::Bytes v) { return key(k), hex_string(v), *this; }
+    template <typename T>
+    JsonOut& num(std::string_view k, T v) { return key(k), number(v), *this; }
+    JsonOut& boolean(std::string_view k, bool v) { return key(k), o_.append(v ? "true" : "false"), *this; }
+    JsonOut& null(std::string_view k) { return key(k), o_.append("null"), *this; }
+    template <typename List, typename F>
+    JsonOut& list(std::string_view k, const List& l, F&& each) {
+        key(k);
+        o_.push_back('[');
+        bool first = true;
+        for (const auto& x : l) {
+            if (!first) o_.push_back(',');
+            first = false;
+            each(x);
+        }
+        o_.push_back(']');
+        return *this;
+    }
+    JsonOut& names16(std::string_view k, const std::vector<std::uint16_t>& v, std::string_view (*name)(std::uint16_t) noexcept) {
+        return list(k, v, [&](std::uint16_t x) { string(u16_name(x, name(x))); });
+    }
+    // A nested object: begin, fields, end.
+    JsonOut& begin(std::string_view k) {
+        key(k);
+        o_.push_back('{');
+        first_ = true;
+        return *this;
+    }
+    JsonOut& end() {
+        o_.push_back('}');
+        first_ = false;
+        return *this;
+    }
+    std::string& raw() { return o_; }
+
+private:
+    std::string& o_;
+    bool first_ = true;
+};
+
+void transport_params_json(JsonOut& j, std::string_view key, const std::vector<q::TransportParam>& tps) {
+    j.begin(key);
+    for (const auto& tp : tps) {
+        if (tp.name.empty()) {
+            char name[24];
+            auto r = fmt::format_to_n(name, sizeof name, "0x{:x}", tp.id);
+            j.key(std::string_view(name, r.size));
+        } else {
+            j.key(tp.name);
+        }
+        if (tp.integer) j.number(*tp.integer);
+        else j.hex_string(tp.value);
+    }
+    j.end();
+}
+
+// IpAddr::to_string() without inet_ntop for IPv4 (the same dotted quad).
+void append_addr(std::string& o, const edge::net::IpAddr& a) {
+    if (!a.is_v4()) {
+        o += a.to_string();
+        return;
+    }
+    char b[16];
+    char* p = b;
+    const auto by = a.bytes();
+    for (int i = 0; i < 4; ++i) {
+        p = std::to_chars(p, b + sizeof b, unsigned{by[static_cast<std::size_t>(i)]}).ptr;
+        if (i < 3) *p++ = '.';
+    }
+    o.append(b, p);
+}
+
+// Endpoint::to_string(): "a.b.c.d:port" or "[v6]:port".
+void append_endpoint(std::string& o, const edge::net::Endpoint& e) {
+    if (!e.addr.is_v4()) o.push_back('[');
+    append_addr(o, e.addr);
+    if (!e.addr.is_v4()) o.push_back(']');
+    o.push_back(':');
+    char b[8];
+    o.append(b, std::to_chars(b, b + sizeof b, unsigned{e.port}).ptr);
+}
+
+void connection_json(const q::Connection& c, std::string& o) {
+    // The cross-tool flow fields in records::flow's order and format (src, sport, dst,
+    // dport, proto, flow), from the addresses formatted once.
+    std::string ca, sa, ce, se;
+    append_addr(ca, c.client.addr);
+    append_addr(sa, c.server.addr);
+    append_endpoint(ce, c.client);
+    append_endpoint(se, c.server);
+    o += "{\"type\":\"flow\"";
+    JsonOut j(o, true);
+    j.str("src", ca).num("sport", unsigned{c.client.port}).str("dst", sa).num("dport", unsigned{c.server.port});
+    j.str("proto", "udp").str("flow", ce + "-" + se + "/udp");
+    j.num("conn", uint64_t{c.id});
+    j.str("client", ce).str("server", se);
+    j.boolean("roles_known", c.roles_known).boolean("handshake_seen", c.handshake_seen);
+    auto version_list = [&](std::string_view k, const std::vector<std::uint32_t>& v) {
+        j.list(k, v, [&](std::uint32_t x) { j.string(q::version_name(x)); });
+    };
+    if (c.versions.empty()) j.null("version");
+    else j.str("version", q::version_name(c.versions.back()));
+    version_list("versions", c.versions);
+    j.boolean("version_negotiation", c.version_negotiation);
+    version_list("vn_versions", c.vn_versions);
+    j.boolean("retry", c.retry);
+    j.num("retry_token_bytes", uint64_t{c.retry_token_bytes});
+    if (c.retry_tag_ok < 0) j.null("retry_tag_ok");
+    else j.boolean("retry_tag_ok", c.retry_tag_ok == 1);
+    if (c.handshake_seen) j.hex("original_dcid", c.original_dcid);
+    else j.null("original_dcid");
+    auto cids = [&](std::string_view k, const std::vector<q::Cid>& v) {
+        j.list(k, v, [&](const q::Cid& x) { j.hex_string(x); });
+    };
+    cids("dcids", c.dcids);
+    cids("scids", c.scids);
+    cids("client_cids", c.client_cids);
+    cids("server_cids", c.server_cids);
+    const auto& ch = c.client_hello;
+    if (c.has_client_hello) {
+        j.str("sni", ch.sni);
+        j.list("alpn", ch.alpn, [&](const std::string& x) { j.string(x); });
+    } else {
+        j.null("sni");
+        j.key("alpn");
+        o += "[]";
+    }
+    if (c.has_encrypted_extensions) j.str("alpn_selected", c.alpn_selected);
+    else j.null("alpn_selected");
+    j.num("client_datagrams", c.from_client.datagrams)
+        .num("client_packets", c.from_client.packets)
+        .num("client_bytes", c.from_client.bytes)
+        .num("server_datagrams", c.from_server.datagrams)
+        .num("server_packets", c.from_server.packets)
+        .num("server_bytes", c.from_server.bytes);
+    j.num("client_bytes_unvalidated", c.client_bytes_unvalidated)
+        .num("server_bytes_unvalidated", c.server_bytes_unvalidated);
+    if (c.client_bytes_unvalidated) {
+        const double amp = static_cast<double>(c.server_bytes_unvalidated) / static_cast<double>(c.client_bytes_unvalidated);
+        j.key("amplification");
+        edge::out::append_json_number(o, amp);
+    } else {
+        j.null("amplification");
+    }
+    const std::int64_t t0 = c.first_us;
+    j.num("first_ts_us", c.first_us).num("duration_us", c.last_us - c.first_us);
+    const std::pair<const char*, std::int64_t> times[] = {
+        {"vn_us", c.t_vn},
+        {"retry_us", c.t_retry},
+        {"server_initial_us", c.t_server_initial},
+        {"server_handshake_us", c.t_server_handshake},
+        {"client_handshake_us", c.t_client_handshake},
+        {"client_1rtt_us", c.t_client_1rtt},
+        {"server_1rtt_us", c.t_server_1rtt},
+        {"handshake_done_us", c.t_handshake_done},
+    };
+    for (const auto& [k, t] : times) {
+        if (t == q::kNoTime) j.null(k);
+        else j.num(k, t - t0);
+    }
+    if (c.has_client_hello) {
+        j.begin("client_hello");
+        j.names16("cipher_suites", ch.cipher_suites, q::cipher_suite_name)
+            .names16("supported_groups", ch.supported_groups, q::named_group_name)
+            .names16("key_share_groups", ch.key_share_groups, q::named_group_name);
+        j.list("supported_versions", ch.supported_versions, [&](std::uint16_t v) { j.string(tls_version(v)); });
+        j.list("signature_algorithms", ch.signature_algorithms, [&](std::uint16_t v) {
+            char b[8];
+            auto r = fmt::format_to_n(b, sizeof b, "0x{:04x}", v);
+            j.string(std::string_view(b, r.size));
+        });
+        j.names16("extensions", ch.extension_types, q::tls_extension_name);
+        transport_params_json(j, "transport_params", ch.transport_params);
+        j.end();
+    } else {
+        j.null("client_hello");
+    }
+    if (c.has_server_hello) {
+        const auto& sh = c.server_hello;
+        j.begin("server_hello");
+        j.str("cipher_suite", u16_name(sh.cipher_suite, q::cipher_suite_name(sh.cipher_suite)))
+            .str("key_share_group", u16_name(sh.key_share_group, q::named_group_name(sh.key_share_group)))
+            .str("tls_version", tls_version(sh.selected_version))
+            .boolean("hello_retry_request", c.hello_retry_request);
+        j.end();
+    } else {
+        j.null("server_hello");
+    }
+    if (c.has_encrypted_extensions) transport_params_json(j, "server_transport_params", c.server_transport_params);
+    j.boolean("keylog_found", c.keylog_found);
+    j.num("initial_decrypted", c.decrypted[0])
+        .num("handshake_decrypted", c.decrypted[1])
+        .num("onertt_decrypted", c.decrypted[2])
+        .num("zero_rtt_packets", c.zero_rtt_packets)
+        .num("decrypt_failed", c.decrypt_failed)
+        .num("undecryptable", c.no_keys)
+        .num("path_changes", c.path_changes);
+    if (c.close.seen) {
+        j.begin("close");
+        j.str("by", c.close.by_client ? "client" : "server")
+            .boolean("application", c.close.application)
+            .num("error_code", c.close.error_code)
+            .str("reason", c.close.reason)
+            .num("at_us", c.close.ts_us - t0);
+        j.end();
+    } else {
+        j.null("close");
+    }
+    o += "}\n";
+}
+
 Record packet_record(const q::PacketRecord& p, const q::Connection& c, std::int64_t ts, std::int64_t t_first) {
     Record r("quic_packet");
     const bool cs = p.dir == q::Dir::to_server;
@@ -317,6 +588,153 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
+// The datagrams of one shard, in capture order.
+struct ShardItem {
+    edge::pcap::Frame fr;
+    edge::net::Endpoint src, dst;
+    std::uint32_t off = 0, len = 0;
+    std::size_t udp_bytes = 0;
+    std::uint64_t seq = 0;
+};
+
+// Both directions of an address pair hash alike, so they go to the same shard.
+std::size_t pair_hash(const edge::net::Endpoint& a, const edge::net::Endpoint& b) {
+    auto one = [](const edge::net::Endpoint& e) {
+        std::uint64_t h = 0xcbf29ce484222325ULL ^ e.port;
+        for (auto x : e.addr.bytes()) h = (h ^ x) * 0x100000001b3ULL;
+        h ^= h >> 29;
+        return h * 0xbf58476d1ce4e5b9ULL;
+    };
+    const std::uint64_t h = one(a) ^ one(b);
+    return static_cast<std::size_t>(h ^ (h >> 32));
+}
+
+// Like pcap::scan, but the UDP datagrams go to trackers[pair_hash % n], each run by its
+// own thread, in capture order per shard. The reader must be mapped (frames stay valid).
+edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::unique_ptr<q::ConnectionTracker>>& trackers,
+                                   std::uint64_t& not_udp, std::uint64_t& fragments, std::int64_t& t_first) {
+    edge::pcap::require_link(r);
+    const edge::net::LinkType link = *r.link();
+    const std::size_t n = trackers.size();
+    // Frames are handed out every `window` frames, and at most `budget` bytes of them wait
+    // for the workers: the reader releases the mapping 16 MiB behind its position, and
+    // a worker reading further behind would fault the pages in again (and keep them).
+    constexpr std::size_t window = 512, budget = 4u << 20;
+    struct Queue {
+        std::deque<std::pair<std::vector<ShardItem>, std::size_t>> q;  // batch, its bytes
+        std::condition_variable not_empty;
+        bool done = false;
+    };
+    std::mutex mu;
+    std::condition_variable not_full;
+    std::size_t inflight = 0;
+    std::vector<Queue> queues(n);
+    auto worker = [&](std::size_t w) {
+        Queue& qu = queues[w];
+        q::ConnectionTracker& t = *trackers[w];
+        while (true) {
+            std::vector<ShardItem> batch;
+            std::size_t bytes = 0;
+            {
+                std::unique_lock lk(mu);
+                qu.not_empty.wait(lk, [&] { return !qu.q.empty() || qu.done; });
+                if (qu.q.empty()) return;
+                batch = std::move(qu.q.front().first);
+                bytes = qu.q.front().second;
+                qu.q.pop_front();
+            }
+            for (const auto& it : batch) {
+                t.set_sequence(it.seq);
+                t.feed(it.fr.ts_us, it.src, it.dst, it.fr.data.subspan(it.off, it.len), it.udp_bytes, nullptr);
+            }
+            {
+                std::lock_guard lk(mu);
+                inflight -= bytes;
+            }
+            not_full.notify_one();
+        }
+    };
+    {
+        // BoringSSL builds its digest and AEAD tables on first use (pthread_once): do it
+        // here, before the workers exist, so race detectors have nothing to report.
+        q::KeyMaterial a, b;
+        q::PreparedKeys k;
+        if (q::derive_initial_key_material(q::kVersion1, {}, a, b) == q::Error::ok) (void)k.init(a);
+    }
+    std::vector<std::thread> threads;
+    for (std::size_t w = 0; w < n; ++w) threads.emplace_back(worker, w);
+    std::vector<std::vector<ShardItem>> batches(n);
+    std::vector<std::size_t> batch_bytes(n);
+    std::size_t in_window = 0;
+    auto push_all = [&] {
+        std::size_t bytes = 0;
+        for (auto b : batch_bytes) bytes += b;
+        {
+            std::unique_lock lk(mu);
+            not_full.wait(lk, [&] { return inflight == 0 || inflight + bytes <= budget; });
+            inflight += bytes;
+            for (std::size_t w = 0; w < n; ++w)
+                if (!batches[w].empty()) queues[w].q.emplace_back(std::move(batches[w]), batch_bytes[w]);
+        }
+        for (std::size_t w = 0; w < n; ++w) {
+            if (batch_bytes[w] || !batches[w].empty()) queues[w].not_empty.notify_one();
+            batches[w] = {};
+            batches[w].reserve(2 * window / n);
+            batch_bytes[w] = 0;
+        }
+        in_window = 0;
+    };
+
+    edge::pcap::ScanStats st;
+    edge::out::Progress progress("reading " + r.path(), r.size());
+    edge::pcap::Frame fr;
+    std::uint64_t seq = 0;
+    while (r.next(fr)) {
+        st.frames++;
+        st.bytes += fr.wire_len;
+        progress.tick([&] { return r.position(); });
+        if (++in_window >= window) push_all();  // counts every frame: the reader releases by position
+        edge::net::Packet p = edge::net::parse_packet(fr.data, link, {false});
+        switch (p.status) {
+            case edge::net::ParseStatus::ok: st.ip++; break;
+            case edge::net::ParseStatus::not_ip: st.non_ip++; continue;
+            case edge::net::ParseStatus::truncated: st.truncated++; continue;
+            default: st.malformed++; continue;
+        }
+        if (p.proto != edge::net::kProtoUdp || !p.has_l4) {
+            (p.fragment ? fragments : not_udp)++;
+            continue;
+        }
+        if (p.fragment) {
+            fragments++;
+            continue;
+        }
+        if (t_first == q::kNoTime) t_first = fr.ts_us;
+        ShardItem it;
+        it.fr = fr;
+        it.src = {p.src, p.sport};
+        it.dst = {p.dst, p.dport};
+        it.off = static_cast<std::uint32_t>(p.payload_off);
+        it.len = static_cast<std::uint32_t>(p.payload_len);
+        it.udp_bytes = p.udp_len >= 8 ? p.udp_len - 8u : p.payload_len;
+        it.seq = seq++;
+        const std::size_t w = pair_hash(it.src, it.dst) % n;
+        batches[w].push_back(it);
+        batch_bytes[w] += fr.data.size();
+    }
+    push_all();
+    {
+        std::lock_guard lk(mu);
+        for (auto& qu : queues) qu.done = true;
+    }
+    for (auto& qu : queues) qu.not_empty.notify_all();
+    for (auto& t : threads) t.join();
+    progress.finish();
+    st.file_truncated = r.truncated();
+    st.file_error = r.error();
+    return st;
+}
+
 }  // namespace
 
 int run_decode(const DecodeOptions& o, edge::out::Output& out) {
@@ -331,8 +749,8 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
             edge::out::warn(fmt::format("{}:{}: skipped {} malformed key log line{}", o.keylog, keylog.first_bad_line(),
                                         bad, bad == 1 ? "" : "s"));
     }
-    edge::pcap::Reader r(o.pcap);
-    edge::pcap::apply_filter(r, o.filter);
+    auto reader = std::make_unique<edge::pcap::Reader>(o.pcap);
+    edge::pcap::apply_filter(*reader, o.filter);
 
     q::TrackerOptions topts;
     for (auto p : o.ports)
@@ -340,48 +758,125 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
     topts.ports.insert(topts.ports.end(), o.ports.begin(), o.ports.end());
     topts.heuristics = !o.no_heuristics;
     topts.keylog = o.keylog.empty() ? nullptr : &keylog;
-    q::ConnectionTracker tracker(topts);
+    // Deliberately never destroyed: freeing every connection's state at exit cost ~10%
+    // of a run over a big capture, and the process ends right after. The static pointer
+    // keeps it reachable, so leak checkers stay quiet.
+    static auto* kept = new std::vector<std::unique_ptr<q::ConnectionTracker>>;
+    auto& trackers = *kept;
 
     std::uint64_t not_udp = 0, fragments = 0;
     std::int64_t t_first = q::kNoTime;
-    std::vector<q::PacketRecord> recs;
-    auto st = edge::pcap::scan(r, [&](const edge::net::Packet& p, const edge::pcap::Frame& fr) {
-        if (p.proto != edge::net::kProtoUdp || !p.has_l4) {
-            // Non-first fragments have no UDP header: count them with the fragments.
-            (p.fragment ? fragments : not_udp)++;
-            return;
+    edge::pcap::ScanStats st;
+    bool done = false;
+    // Big mapped captures: one tracker per core, each fed the datagrams of its own
+    // address pairs, then checked for connection IDs that cross shards (migration,
+    // rebinding); if any, the capture is decoded again on one thread.
+    const unsigned shards = !o.packets && reader->mapped() && reader->size() >= (16u << 20)
+                                ? edge::pcap::scan_threads(4) : 1;
+    if (shards >= 2) {
+        for (unsigned i = 0; i < shards; ++i) {
+            trackers.push_back(std::make_unique<q::ConnectionTracker>(topts));
+            trackers.back()->enable_shard_log();
         }
-        if (p.fragment) {  // the first fragment of a datagram we cannot reassemble
-            fragments++;
-            return;
+        st = sharded_scan(*reader, trackers, not_udp, fragments, t_first);
+        std::vector<const q::ConnectionTracker*> v;
+        for (const auto& t : trackers) v.push_back(t.get());
+        if (q::cross_shard_free(v)) {
+            done = true;
+        } else {
+            edge::out::debug("connection IDs link address pairs of different shards: decoding on one thread");
+            trackers.clear();
+            not_udp = fragments = 0;
+            t_first = q::kNoTime;
+            reader = std::make_unique<edge::pcap::Reader>(o.pcap);
+            edge::pcap::apply_filter(*reader, o.filter);
         }
-        if (t_first == q::kNoTime) t_first = fr.ts_us;
-        const edge::net::Endpoint src{p.src, p.sport}, dst{p.dst, p.dport};
-        const auto payload = fr.data.subspan(p.payload_off, p.payload_len);
-        const std::size_t udp_bytes = p.udp_len >= 8 ? p.udp_len - 8u : payload.size();
-        recs.clear();
-        tracker.feed(fr.ts_us, src, dst, payload, udp_bytes, o.packets ? &recs : nullptr);
-        for (const auto& rec : recs)
-            out.emit(packet_record(rec, *tracker.connections()[rec.conn - 1], fr.ts_us, t_first));
-    });
+    }
+    if (!done) {
+        trackers.push_back(std::make_unique<q::ConnectionTracker>(topts));
+        q::ConnectionTracker& tracker = *trackers.back();
+        std::vector<q::PacketRecord> recs;
+        st = edge::pcap::scan(*reader, [&](const edge::net::Packet& p, const edge::pcap::Frame& fr) {
+            if (p.proto != edge::net::kProtoUdp || !p.has_l4) {
+                // Non-first fragments have no UDP header: count them with the fragments.
+                (p.fragment ? fragments : not_udp)++;
+                return;
+            }
+            if (p.fragment) {  // the first fragment of a datagram we cannot reassemble
+                fragments++;
+                return;
+            }
+            if (t_first == q::kNoTime) t_first = fr.ts_us;
+            const edge::net::Endpoint src{p.src, p.sport}, dst{p.dst, p.dport};
+            const auto payload = fr.data.subspan(p.payload_off, p.payload_len);
+            const std::size_t udp_bytes = p.udp_len >= 8 ? p.udp_len - 8u : payload.size();
+            recs.clear();
+            tracker.feed(fr.ts_us, src, dst, payload, udp_bytes, o.packets ? &recs : nullptr);
+            for (const auto& rec : recs)
+                out.emit(packet_record(rec, *tracker.connections()[rec.conn - 1], fr.ts_us, t_first));
+        });
+    }
+    const edge::pcap::Reader& r = *reader;
 
-    if (o.packets && !out.json() && !tracker.connections().empty()) out.line("");
+    // Every connection in order of its first datagram (shards interleave), numbered again.
+    std::vector<q::Connection*> conns;
+    q::TrackerStats ts;
+    for (const auto& t : trackers) {
+        for (const auto& c : t->connections()) conns.push_back(c.get());
+        const auto& s = t->stats();
+        ts.datagrams += s.datagrams;
+        ts.quic_datagrams += s.quic_datagrams;
+        ts.quic_packets += s.quic_packets;
+        ts.coalesced += s.coalesced;
+        ts.not_quic += s.not_quic;
+        ts.garbage += s.garbage;
+        ts.trailing_bytes += s.trailing_bytes;
+    }
+    if (trackers.size() > 1) {
+        std::sort(conns.begin(), conns.end(), [](const q::Connection* a, const q::Connection* b) { return a->first_seq < b->first_seq; });
+        for (std::size_t i = 0; i < conns.size(); ++i) conns[i]->id = i + 1;
+    }
+
+    if (o.packets && !out.json() && !conns.empty()) out.line("");
     std::uint64_t with_hello = 0, decrypt_failed = 0, no_keys = 0;
-    for (const auto& c : tracker.connections()) {
-        out.emit(connection_record(*c));
-        if (!out.json()) out.line("");
+    if (out.json()) {
+        // All records are ready at once here: written in large blocks (per-record flushes,
+        // what out.emit does for streaming, would only add system calls), built by several
+        // threads on big captures, a chunk of connections at a time, in order.
+        const unsigned threads = conns.size() >= 4096 ? edge::pcap::scan_threads(4) : 1;
+        constexpr std::size_t chunk = 4096;
+        std::vector<std::string> bufs(threads);
+        for (auto& b : bufs) b.reserve(std::min(conns.size(), chunk) / threads * 2500);
+        for (std::size_t base = 0; base < conns.size(); base += chunk) {
+            const std::size_t end = std::min(conns.size(), base + chunk), per = (end - base + threads - 1) / threads;
+            auto build = [&](unsigned t) {
+                bufs[t].clear();
+                for (std::size_t i = base + t * per; i < std::min(end, base + (t + 1) * per); ++i) connection_json(*conns[i], bufs[t]);
+            };
+            std::vector<std::thread> pool;
+            for (unsigned t = 1; t < threads; ++t) pool.emplace_back(build, t);
+            build(0);
+            for (auto& th : pool) th.join();
+            for (const auto& b : bufs) std::fwrite(b.data(), 1, b.size(), stdout);
+        }
+        std::fflush(stdout);
+    }
+    for (const auto& c : conns) {
+        if (!out.json()) {
+            out.emit(connection_record(*c));
+            out.line("");
+        }
         with_hello += c->has_client_hello;
         decrypt_failed += c->decrypt_failed;
         no_keys += c->no_keys;
     }
-    const auto& ts = tracker.stats();
     Record s("quic_decode");
     s.num("frames", st.frames)
         .num("udp_datagrams", ts.datagrams)
         .num("quic_datagrams", ts.quic_datagrams)
         .num("quic_packets", ts.quic_packets)
         .num("coalesced_datagrams", ts.coalesced)
-        .num("connections", uint64_t{tracker.connections().size()})
+        .num("connections", uint64_t{conns.size()})
         .num("connections_with_client_hello", with_hello)
         .num("skipped_not_udp", not_udp)
         .num("skipped_fragments", fragments)
@@ -394,7 +889,7 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         .num("skipped_malformed", st.malformed)
         .boolean("file_truncated", st.file_truncated);
     s.text(fmt::format("{} QUIC connections ({} with a ClientHello), {} QUIC packets in {} datagrams of {} frames",
-                       tracker.connections().size(), with_hello, ts.quic_packets, ts.quic_datagrams, st.frames));
+                       conns.size(), with_hello, ts.quic_packets, ts.quic_datagrams, st.frames));
     out.emit(s);
 
     // Everything not decoded is said once on stderr.
@@ -412,7 +907,7 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
                                     decrypt_failed));
     if (!o.keylog.empty()) {
         std::uint64_t found = 0;
-        for (const auto& c : tracker.connections()) found += c->keylog_found;
+        for (const auto* c : conns) found += c->keylog_found;
         if (found < with_hello)
             edge::out::info(fmt::format("{}: key log {} has secrets for {} of {} connections", r.path(), o.keylog, found,
                                         with_hello));

@@ -49,6 +49,7 @@ struct ConnectionClose {
 
 struct Connection {
     std::size_t id = 0;  // 1-based, in order of first packet
+    std::uint64_t first_seq = 0;  // ConnectionTracker::set_sequence() when created (sharded decoding)
     net::Endpoint client, server;
     bool roles_known = false;     // a client Initial decrypted; else roles guessed from ports
     bool handshake_seen = false;  // the client's first Initial is in the capture
@@ -98,12 +99,20 @@ struct Connection {
         bool have = false;
         std::uint32_t version = 0;
         PacketKeys keys;
+        KeyMaterial material;              // `keys` in fixed storage, for the key cache
         std::vector<std::uint8_t> secret;  // 1-RTT only: for key updates
+    };
+    struct InitialSet {
+        std::uint32_t version = 0;
+        KeyMaterial client, server;
     };
     bool has_initial_dcid_ = false;
     Cid initial_dcid_;  // what Initial keys derive from (the Retry's SCID after a Retry)
-    std::vector<std::pair<std::uint32_t, InitialKeys>> initial_keys_;
-    Keys hs_keys_[2], app_keys_[2];  // [Dir]
+    std::vector<InitialSet> initial_keys_;  // per version, derived once
+    struct TlsKeys {
+        Keys hs[2], app[2];  // [Dir]
+    };
+    std::unique_ptr<TlsKeys> tls_keys_;  // only with a key log: most connections never need it
     const TlsSecrets* secrets_ = nullptr;
     bool secrets_looked_up_ = false;
     std::uint64_t largest_pn_[2][3] = {};
@@ -149,6 +158,38 @@ struct TrackerStats {
 
 enum class FeedResult { quic, not_quic, garbage };
 
+// Byte strings of up to 40 bytes (CIDs, address pairs) -> connection index: open
+// addressing, no per-lookup allocation, never shrinks (the tracker never forgets).
+class ByteKeyIndex {
+public:
+    ByteKeyIndex();
+    const std::uint32_t* find(Bytes key) const noexcept;
+    void set(Bytes key, std::uint32_t value);  // keys longer than kMaxKey are ignored
+    std::size_t size() const noexcept { return used_; }
+    static constexpr std::size_t kMaxKey = 40;
+
+private:
+    struct Slot {
+        std::uint64_t hash = 0;
+        std::uint32_t value = 0;
+        std::uint8_t len = 0xff;  // 0xff: empty
+        std::uint8_t key[kMaxKey];
+    };
+    std::uint64_t hash(Bytes key) const noexcept;
+    void grow();
+    std::vector<Slot> slots_;
+    std::size_t used_ = 0;
+    std::uint64_t seed_;
+};
+
+class ConnectionTracker;
+
+// True when the logs of trackers that each saw disjoint address pairs prove that one
+// tracker fed all their datagrams would have made the same connections: no CID indexed
+// by two of them, no CID lookup that missed in one but is indexed by another, no
+// short-header probe that starts with another's CID.
+bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards);
+
 class ConnectionTracker {
 public:
     explicit ConnectionTracker(TrackerOptions opts = {});
@@ -162,6 +203,32 @@ public:
     const TrackerStats& stats() const noexcept { return stats_; }
     bool is_quic_port(std::uint16_t port) const noexcept;
 
+    // Sharded decoding: several trackers, each fed the datagrams of its own address pairs
+    // (in capture order), give the same connections as one tracker fed everything,
+    // unless a connection ID links address pairs of different shards (migration, NAT
+    // rebinding, a CID reused elsewhere). With the log on, a tracker records what a
+    // caller needs to rule that out afterwards (see cross_shard_free()):
+    //   indexed: every CID it indexed;  missed: every long-header CID lookup that found
+    //   nothing;  probes: the bytes after a short header's first byte (up to 20) for
+    //   every short-header packet looked up by CID.
+    struct ShardLog {
+        // Each list is a run of entries: one length byte, then that many bytes.
+        std::vector<std::uint8_t> indexed, missed, probes;
+        bool overflow = false;  // a CID too long to check: no proof possible
+        static void add(std::vector<std::uint8_t>& list, Bytes b) {
+            list.push_back(static_cast<std::uint8_t>(b.size()));
+            list.insert(list.end(), b.begin(), b.end());
+        }
+        template <typename F>
+        static void each(const std::vector<std::uint8_t>& list, F&& f) {
+            for (std::size_t i = 0; i < list.size(); i += 1 + list[i]) f(Bytes(list).subspan(i + 1, list[i]));
+        }
+    };
+    void enable_shard_log() { shard_log_ = std::make_unique<ShardLog>(); }
+    const ShardLog* shard_log() const noexcept { return shard_log_.get(); }
+    // Stamped on connections created from the next feed() (Connection::first_seq).
+    void set_sequence(std::uint64_t seq) noexcept { seq_ = seq; }
+
 private:
     Connection* find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const;
     Connection* find_cid(Bytes cid) const;
@@ -171,16 +238,33 @@ private:
     void add_cid(Connection& c, std::vector<Cid>& list, Bytes cid, bool index);
     void process(Connection& c, Dir d, std::int64_t ts, const PacketHeader& h, PacketRecord* rec);
     void handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload, PacketRecord* rec);
-    const PacketKeys* initial_keys(Connection& c, std::uint32_t version, Dir d);
+    const KeyMaterial* initial_keys(Connection& c, std::uint32_t version, Dir d);
+    const PreparedKeys* prepared(const KeyMaterial& k);
     bool ensure_secrets(Connection& c);
-    const PacketKeys* tls_keys(Connection& c, Dir d, int space, std::uint32_t version);
+    Connection::Keys* tls_keys(Connection& c, Dir d, int space, std::uint32_t version);
 
     TrackerOptions opts_;
     TrackerStats stats_;
     std::vector<std::unique_ptr<Connection>> conns_;
-    std::unordered_map<std::string, std::size_t> by_cid_;    // CID bytes -> index in conns_
-    std::unordered_map<std::string, std::size_t> by_tuple_;  // src+dst -> index in conns_
-    std::vector<std::size_t> cid_lengths_;                   // distinct non-zero CID lengths issued
+    ByteKeyIndex by_cid_;                   // CID bytes -> index in conns_
+    ByteKeyIndex by_tuple_;                 // src+dst -> index in conns_
+    std::vector<std::size_t> cid_lengths_;  // distinct non-zero CID lengths issued
+    // Scratch reused for every packet: decrypted bytes and parsed frames.
+    std::vector<std::uint8_t> open_buf_;
+    // Keys ready to open packets (AEAD context, HP key schedule) for the connections
+    // seen last: a few KB in all, instead of ~2 KB per connection kept for the run.
+    struct CachedKeys {
+        KeyMaterial material;
+        PreparedKeys keys;
+    };
+    std::array<CachedKeys, 16> key_cache_;
+    std::vector<Frame> frames_;
+    // create() decrypts a connection's first client Initial to learn the roles; process()
+    // reuses that result (in open_buf_) instead of decrypting the packet again.
+    const std::uint8_t* first_open_packet_ = nullptr;
+    OpenedView first_open_;
+    std::unique_ptr<ShardLog> shard_log_;
+    std::uint64_t seq_ = 0;
 };
 
 }  // namespace edge::quic

@@ -1,6 +1,7 @@
 #include "quic/frames.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace edge::quic {
 
@@ -137,7 +138,17 @@ Error parse_frames_partial(Bytes payload, std::vector<Frame>& out) {
         if (!r.varint(f.type)) return Error::truncated;
         if (f.type == frame_type::padding) {
             // Collapse runs of PADDING: Initials carry hundreds of them.
-            while (!r.empty() && r.rest()[0] == 0x00) r.skip(1);
+            const Bytes rest = r.rest();
+            std::size_t n = 0;
+            // Eight bytes at a time: Initials are mostly padding.
+            while (n + 8 <= rest.size()) {
+                std::uint64_t w;
+                std::memcpy(&w, rest.data() + n, 8);
+                if (w) break;
+                n += 8;
+            }
+            while (n < rest.size() && rest[n] == 0x00) ++n;
+            r.skip(n);
         } else if (Error e = parse_body(r, f); e != Error::ok) {
             return e;
         }
@@ -158,6 +169,14 @@ Error CryptoReassembler::add(std::uint64_t offset, Bytes data) {
     if (offset > cap_ || data.size() > cap_ - offset) return Error::too_large;
     const auto off = static_cast<std::size_t>(offset);
     const std::size_t end = off + data.size();
+    if (off == contiguous_ && buf_.size() == contiguous_) {
+        // In order with nothing pending beyond: the common case, no per-byte bookkeeping.
+        buf_.insert(buf_.end(), data.begin(), data.end());
+        have_.resize(end, true);
+        received_ += data.size();
+        contiguous_ = end;
+        return Error::ok;
+    }
     if (buf_.size() < end) {
         buf_.resize(end);
         have_.resize(end, false);

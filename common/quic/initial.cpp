@@ -5,6 +5,9 @@
 #include <openssl/chacha.h>
 #include <openssl/digest.h>
 #include <openssl/hkdf.h>
+#include <openssl/hmac.h>
+
+#include <cstring>
 
 #include <algorithm>
 #include <string>
@@ -34,6 +37,29 @@ std::array<std::uint8_t, 12> make_nonce(const std::vector<std::uint8_t>& iv, std
     std::copy_n(iv.begin(), std::min<std::size_t>(iv.size(), nonce.size()), nonce.begin());
     for (std::size_t i = 0; i < 8; ++i) nonce[nonce.size() - 1 - i] ^= static_cast<std::uint8_t>(pn >> (8 * i));
     return nonce;
+}
+
+// HKDF-Expand-Label for outputs of at most one hash block (every QUIC key, IV, HP key
+// and Initial secret), with stack buffers: T(1) = HMAC(secret, info || 0x01).
+bool expand_label(Bytes secret, std::string_view label, std::uint8_t* out, std::size_t out_len, const EVP_MD* md) {
+    std::uint8_t info[2 + 1 + 6 + 255 + 1 + 1];
+    const std::size_t full = 6 + label.size();
+    if (full > 255 || out_len > EVP_MD_size(md)) return false;
+    std::size_t n = 0;
+    info[n++] = static_cast<std::uint8_t>(out_len >> 8);
+    info[n++] = static_cast<std::uint8_t>(out_len);
+    info[n++] = static_cast<std::uint8_t>(full);
+    std::memcpy(info + n, "tls13 ", 6);
+    n += 6;
+    std::memcpy(info + n, label.data(), label.size());
+    n += label.size();
+    info[n++] = 0;  // empty context
+    info[n++] = 1;  // HKDF-Expand counter
+    std::uint8_t t[EVP_MAX_MD_SIZE];
+    unsigned t_len = 0;
+    if (!HMAC(md, secret.data(), secret.size(), info, n, t, &t_len)) return false;
+    std::memcpy(out, t, out_len);
+    return true;
 }
 
 bool valid_keys(const PacketKeys& k) noexcept {
@@ -68,13 +94,14 @@ Result<PacketKeys> derive_packet_keys(std::uint32_t version, Cipher cipher, Byte
     if (!info) return Error::unsupported_version;
     PacketKeys k;
     k.cipher = cipher;
-    auto key = hkdf_expand_label(secret, info->key_label, {}, key_len_for(cipher), cipher);
-    auto iv = hkdf_expand_label(secret, info->iv_label, {}, 12, cipher);
-    auto hp = hkdf_expand_label(secret, info->hp_label, {}, key_len_for(cipher), cipher);
-    if (!key || !iv || !hp) return Error::crypto;
-    k.key = std::move(key.value);
-    k.iv = std::move(iv.value);
-    k.hp = std::move(hp.value);
+    const EVP_MD* md = digest_for(cipher);
+    k.key.resize(key_len_for(cipher));
+    k.iv.resize(12);
+    k.hp.resize(key_len_for(cipher));
+    if (!expand_label(secret, info->key_label, k.key.data(), k.key.size(), md) ||
+        !expand_label(secret, info->iv_label, k.iv.data(), k.iv.size(), md) ||
+        !expand_label(secret, info->hp_label, k.hp.data(), k.hp.size(), md))
+        return Error::crypto;
     return k;
 }
 
@@ -87,11 +114,9 @@ Result<InitialSecrets> derive_initial_secrets(std::uint32_t version, Bytes clien
                       info->initial_salt.data(), info->initial_salt.size()) ||
         prk_len != s.initial.size())
         return Error::crypto;
-    auto c = hkdf_expand_label(s.initial, "client in", {}, 32);
-    auto sv = hkdf_expand_label(s.initial, "server in", {}, 32);
-    if (!c || !sv) return Error::crypto;
-    std::copy(c->begin(), c->end(), s.client.begin());
-    std::copy(sv->begin(), sv->end(), s.server.begin());
+    if (!expand_label(s.initial, "client in", s.client.data(), 32, EVP_sha256()) ||
+        !expand_label(s.initial, "server in", s.server.data(), 32, EVP_sha256()))
+        return Error::crypto;
     return s;
 }
 
@@ -178,6 +203,179 @@ Result<OpenedPacket> open_packet(Bytes packet, std::size_t pn_offset, const Pack
         return Error::crypto;
     out.payload.resize(plain_len);
     return out;
+}
+
+struct PreparedKeys::Impl {
+    Cipher cipher = Cipher::aes_128_gcm;
+    std::array<std::uint8_t, 12> iv{};
+    AES_KEY hp_aes{};
+    std::array<std::uint8_t, 32> hp_chacha{};
+    bssl::ScopedEVP_AEAD_CTX aead;
+};
+
+PreparedKeys::PreparedKeys() = default;
+PreparedKeys::~PreparedKeys() = default;
+PreparedKeys::PreparedKeys(PreparedKeys&&) noexcept = default;
+PreparedKeys& PreparedKeys::operator=(PreparedKeys&&) noexcept = default;
+
+Cipher PreparedKeys::cipher() const noexcept { return impl_ ? impl_->cipher : Cipher::aes_128_gcm; }
+
+Result<KeyMaterial> KeyMaterial::from(const PacketKeys& k) {
+    if (!valid_keys(k)) return Error::invalid;
+    KeyMaterial m;
+    m.cipher = k.cipher;
+    std::copy(k.key.begin(), k.key.end(), m.key);
+    std::copy(k.iv.begin(), k.iv.end(), m.iv);
+    std::copy(k.hp.begin(), k.hp.end(), m.hp);
+    return m;
+}
+
+Error PreparedKeys::init(const PacketKeys& k) { return init(k.cipher, k.key, k.iv, k.hp); }
+
+Error PreparedKeys::init(const KeyMaterial& k) {
+    const std::size_t n = key_len_for(k.cipher);
+    return init(k.cipher, Bytes(k.key, n), Bytes(k.iv, 12), Bytes(k.hp, n));
+}
+
+Error PreparedKeys::init(Cipher cipher, Bytes key, Bytes iv, Bytes hp) {
+    const std::size_t n = key_len_for(cipher);
+    if (key.size() != n || hp.size() != n || iv.size() != 12) {
+        impl_.reset();
+        return Error::invalid;
+    }
+    // Re-initialising reuses the allocation (the decoder's key cache does this a lot).
+    std::unique_ptr<Impl> im = std::move(impl_);
+    if (im) EVP_AEAD_CTX_cleanup(im->aead.get());
+    else im = std::make_unique<Impl>();
+    im->cipher = cipher;
+    std::copy(iv.begin(), iv.end(), im->iv.begin());
+    if (cipher == Cipher::chacha20_poly1305) {
+        std::copy(hp.begin(), hp.end(), im->hp_chacha.begin());
+    } else if (AES_set_encrypt_key(hp.data(), static_cast<unsigned>(hp.size() * 8), &im->hp_aes) != 0) {
+        return Error::crypto;
+    }
+    if (!EVP_AEAD_CTX_init(im->aead.get(), aead_for(cipher), key.data(), key.size(), EVP_AEAD_DEFAULT_TAG_LENGTH,
+                           nullptr))
+        return Error::crypto;
+    impl_ = std::move(im);
+    return Error::ok;
+}
+
+Error PreparedKeys::open(Bytes packet, std::size_t pn_offset, std::uint64_t largest_pn, std::vector<std::uint8_t>& buf,
+                         OpenedView& out) const {
+    if (!impl_) return Error::invalid;
+    if (pn_offset == 0 || pn_offset > packet.size()) return Error::truncated;
+    if (packet.size() - pn_offset < 4 + kHpSampleLen) return Error::truncated;
+    const std::uint8_t* sample = packet.data() + pn_offset + 4;
+    std::uint8_t mask[16];
+    if (impl_->cipher == Cipher::chacha20_poly1305) {
+        const std::uint32_t counter = std::uint32_t{sample[0]} | (std::uint32_t{sample[1]} << 8) |
+                                      (std::uint32_t{sample[2]} << 16) | (std::uint32_t{sample[3]} << 24);
+        const std::uint8_t zeros[5] = {};
+        CRYPTO_chacha_20(mask, zeros, sizeof zeros, impl_->hp_chacha.data(), sample + 4, counter);
+    } else {
+        AES_encrypt(sample, mask, &impl_->hp_aes);
+    }
+    const bool is_long = (packet[0] & 0x80) != 0;
+    const std::uint8_t first = packet[0] ^ (mask[0] & (is_long ? 0x0f : 0x1f));
+    out.pn_length = static_cast<std::size_t>(first & 0x03) + 1;
+    out.reserved_bits_zero = (first & (is_long ? 0x0c : 0x18)) == 0;
+    const std::size_t hdr_len = pn_offset + out.pn_length;
+    if (packet.size() < hdr_len + kAeadTagLen) return Error::truncated;
+
+    if (buf.size() < packet.size()) buf.resize(packet.size());
+    std::uint8_t* hdr = buf.data();
+    std::memcpy(hdr, packet.data(), hdr_len);
+    hdr[0] = first;
+    std::uint64_t truncated = 0;
+    for (std::size_t i = 0; i < out.pn_length; ++i) {
+        hdr[pn_offset + i] ^= mask[1 + i];
+        truncated = (truncated << 8) | hdr[pn_offset + i];
+    }
+    out.packet_number = decode_packet_number(largest_pn, truncated, out.pn_length);
+    std::uint8_t nonce[12];
+    std::memcpy(nonce, impl_->iv.data(), 12);
+    for (std::size_t i = 0; i < 8; ++i) nonce[11 - i] ^= static_cast<std::uint8_t>(out.packet_number >> (8 * i));
+    const std::size_t ct_len = packet.size() - hdr_len;
+    std::size_t plain_len = 0;
+    if (!EVP_AEAD_CTX_open(impl_->aead.get(), hdr + hdr_len, &plain_len, ct_len, nonce, sizeof nonce,
+                           packet.data() + hdr_len, ct_len, hdr, hdr_len))
+        return Error::crypto;
+    out.header = Bytes(hdr, hdr_len);
+    out.payload = Bytes(hdr + hdr_len, plain_len);
+    return Error::ok;
+}
+
+namespace {
+
+// HMAC-SHA256 keyed once, then run on several short messages: the key's inner and
+// outer pad states are computed once instead of per HMAC (4 SHA-256 blocks become 2).
+class Hmac256 {
+public:
+    Hmac256() { HMAC_CTX_init(&ctx_); }
+    ~Hmac256() { HMAC_CTX_cleanup(&ctx_); }
+    Hmac256(const Hmac256&) = delete;
+    Hmac256& operator=(const Hmac256&) = delete;
+    bool key(Bytes k) { return HMAC_Init_ex(&ctx_, k.data(), k.size(), EVP_sha256(), nullptr) == 1; }
+    // HKDF-Expand-Label with this key as the secret, out_len <= 32, empty context.
+    bool expand_label(std::string_view label, std::uint8_t* out, std::size_t out_len) {
+        std::uint8_t info[2 + 1 + 6 + 255 + 1 + 1];
+        const std::size_t full = 6 + label.size();
+        if (full > 255 || out_len > 32) return false;
+        std::size_t n = 0;
+        info[n++] = static_cast<std::uint8_t>(out_len >> 8);
+        info[n++] = static_cast<std::uint8_t>(out_len);
+        info[n++] = static_cast<std::uint8_t>(full);
+        std::memcpy(info + n, "tls13 ", 6);
+        n += 6;
+        std::memcpy(info + n, label.data(), label.size());
+        n += label.size();
+        info[n++] = 0;
+        info[n++] = 1;
+        return mac(Bytes(info, n), out, out_len);
+    }
+    bool mac(Bytes msg, std::uint8_t* out, std::size_t out_len) {
+        std::uint8_t t[EVP_MAX_MD_SIZE];
+        unsigned t_len = 0;
+        // A null key reuses the pads computed by key().
+        if (!HMAC_Init_ex(&ctx_, nullptr, 0, nullptr, nullptr) || !HMAC_Update(&ctx_, msg.data(), msg.size()) ||
+            !HMAC_Final(&ctx_, t, &t_len) || t_len < out_len)
+            return false;
+        std::memcpy(out, t, out_len);
+        return true;
+    }
+
+private:
+    HMAC_CTX ctx_;
+};
+
+}  // namespace
+
+Error derive_initial_key_material(std::uint32_t version, Bytes client_dcid, KeyMaterial& client, KeyMaterial& server) {
+    const auto* info = version_info(version);
+    if (!info) return Error::unsupported_version;
+    // HKDF-Extract(salt, dcid) = HMAC(salt, dcid): the salt's pads are the same for every
+    // connection of a version, so they are kept (one keyed context per thread and version).
+    thread_local std::uint32_t salt_version = 0;
+    thread_local Hmac256 salt_mac;
+    if (salt_version != version) {
+        if (!salt_mac.key(Bytes(info->initial_salt))) return Error::crypto;
+        salt_version = version;
+    }
+    std::uint8_t initial[32], secrets[2][32];
+    Hmac256 prk;
+    if (!salt_mac.mac(client_dcid, initial, 32) || !prk.key(Bytes(initial, 32)) ||
+        !prk.expand_label("client in", secrets[0], 32) || !prk.expand_label("server in", secrets[1], 32))
+        return Error::crypto;
+    for (int side = 0; side < 2; ++side) {
+        Hmac256 h;
+        KeyMaterial& m = side == 0 ? client : server;
+        m = KeyMaterial{};
+        if (!h.key(Bytes(secrets[side], 32)) || !h.expand_label(info->key_label, m.key, 16) ||
+            !h.expand_label(info->iv_label, m.iv, 12) || !h.expand_label(info->hp_label, m.hp, 16))
+            return Error::crypto;
+    }
+    return Error::ok;
 }
 
 Result<OpenedPacket> open_initial(const PacketHeader& h, Bytes client_dcid, bool sent_by_client) {

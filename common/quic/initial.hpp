@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -74,6 +75,55 @@ struct OpenedPacket {
 // packet number already received in this space (0 if none).
 Result<OpenedPacket> open_packet(Bytes packet, std::size_t pn_offset, const PacketKeys& keys,
                                  std::uint64_t largest_pn = 0);
+
+// Packet keys set up once for opening many packets: the AEAD context and the header
+// protection key schedule are built here instead of per packet (open_packet does both
+// every call). The decoder keeps one per connection, direction and space.
+struct OpenedView {
+    std::uint64_t packet_number = 0;
+    std::size_t pn_length = 0;
+    bool reserved_bits_zero = true;
+    Bytes header;   // protection removed; views into the caller's buffer
+    Bytes payload;  // decrypted frames; views into the caller's buffer
+};
+
+// Packet keys in fixed storage (no heap): what the decoder keeps per connection.
+struct KeyMaterial {
+    Cipher cipher = Cipher::aes_128_gcm;
+    std::uint8_t key[32] = {};  // key_len(cipher) bytes used, the rest zero
+    std::uint8_t iv[12] = {};
+    std::uint8_t hp[32] = {};
+    bool operator==(const KeyMaterial&) const = default;
+    static Result<KeyMaterial> from(const PacketKeys& k);
+};
+
+class PreparedKeys {
+public:
+    PreparedKeys();
+    ~PreparedKeys();
+    PreparedKeys(PreparedKeys&&) noexcept;
+    PreparedKeys& operator=(PreparedKeys&&) noexcept;
+
+    Error init(const PacketKeys& keys);
+    Error init(const KeyMaterial& keys);
+    // Same as init(PacketKeys), from raw key material (key/hp of the cipher's length, 12-byte iv).
+    Error init(Cipher cipher, Bytes key, Bytes iv, Bytes hp);
+    bool ready() const noexcept { return impl_ != nullptr; }
+    Cipher cipher() const noexcept;
+
+    // Like open_packet(), without allocating once `buf` has grown: the unprotected header
+    // and the plaintext go to `buf`, and `out` views into it.
+    Error open(Bytes packet, std::size_t pn_offset, std::uint64_t largest_pn, std::vector<std::uint8_t>& buf,
+               OpenedView& out) const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Derives both directions' Initial keys for (version, client_dcid) with no heap
+// allocation (the decoder's per-connection path).
+Error derive_initial_key_material(std::uint32_t version, Bytes client_dcid, KeyMaterial& client, KeyMaterial& server);
 
 // Convenience: derives Initial keys from client_dcid and opens an Initial packet.
 // For client Initials pass the header's own DCID; for server Initials pass the

@@ -209,9 +209,9 @@ Buf long_packet(std::uint32_t version, LongType type, Bytes dcid, Bytes scid, st
     return *p;
 }
 
-Buf short_packet(Bytes dcid, std::uint64_t pn, Buf payload, const PacketKeys& keys) {
+Buf short_packet(Bytes dcid, std::uint64_t pn, Buf payload, const PacketKeys& keys, bool fixed_bit) {
     Buf h;
-    u8(h, 0x40 | 0x03);  // fixed bit, 4-byte packet number
+    u8(h, (fixed_bit ? 0x40 : 0x00) | 0x03);  // fixed bit, 4-byte packet number
     append(h, dcid);
     const std::size_t pn_offset = h.size();
     u32(h, pn);

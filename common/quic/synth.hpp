@@ -44,8 +44,9 @@ void new_connection_id(Buf& out, std::uint64_t seq, Bytes cid);
 // added so that the whole packet is that long (1200 for a client's Initial).
 Buf long_packet(std::uint32_t version, LongType type, Bytes dcid, Bytes scid, std::uint64_t pn, Buf payload,
                 const PacketKeys& keys, std::size_t pad_to = 0, Bytes token = {});
-// A 1-RTT packet (short header, key phase 0).
-Buf short_packet(Bytes dcid, std::uint64_t pn, Buf payload, const PacketKeys& keys);
+// A 1-RTT packet (short header, key phase 0). fixed_bit false: greased to 0 as RFC 9287
+// allows (ngtcp2 does it once the peer sent grease_quic_bit).
+Buf short_packet(Bytes dcid, std::uint64_t pn, Buf payload, const PacketKeys& keys, bool fixed_bit = true);
 // A Retry with a valid integrity tag for `original_dcid`.
 Buf retry(std::uint32_t version, Bytes dcid, Bytes scid, Bytes token, Bytes original_dcid);
 Buf version_negotiation(Bytes dcid, Bytes scid, const std::vector<std::uint32_t>& versions);

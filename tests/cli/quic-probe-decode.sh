@@ -79,6 +79,37 @@ expect_out '^ +0\.000000 #1 c>s   Initial   v1 +dcid=8394c8f03e515708 scid=- 120
 expect_out 's>c \+ Handshake'
 expect_out 'Retry .*token=48B'
 
+case_ "greased fixed bit: a coalesced 1-RTT packet whose protected first byte is 0x00 is not padding"
+"$GEN" "$T/grease.pcap" --scenario greasebit --keylog "$T/grease.keys" || fail "generator greasebit"
+run $Q decode --pcap "$T/grease.pcap" -j --packets --keylog "$T/grease.keys"
+expect_rc 0
+[ "$(jq -c 'select(.type=="quic_packet" and .from=="client" and .packet_type=="1-RTT" and .index==1) | [.decrypted, .frames]' "$OUT")" = \
+    '[true,["STREAM"]]' ] || fail "the 1-RTT packet after the client's Handshake packet, decrypted"
+has '.onertt_decrypted==3 and .decrypt_failed==0 and .client_packets==6' greasebit.example
+[ "$(jq -r 'select(.type=="quic_decode") | .quic_packets' "$OUT")" = 9 ] || fail "9 QUIC packets"
+
+case_ "big captures: sharded over threads, same records as one thread (--packets decodes on one)"
+"$GEN" "$T/big.pcap" --scenario many --count 7000 --seed 5 || fail "generator many"
+[ "$(stat -c %s "$T/big.pcap")" -ge $((16 << 20)) ] || fail "capture under the 16 MiB sharding threshold"
+run $Q -v decode --pcap "$T/big.pcap" -j
+expect_rc 0
+cp "$OUT" "$T/big-sharded.jsonl"
+! grep -q 'decoding on one thread' "$ERR" || fail "no CID crosses address pairs here: no fallback expected"
+run $Q decode --pcap "$T/big.pcap" -j --packets
+jq -c 'select(.type != "quic_packet")' "$OUT" >"$T/big-one.jsonl"
+cmp -s "$T/big-sharded.jsonl" "$T/big-one.jsonl" || fail "sharded and one-thread records differ: $(diff "$T/big-sharded.jsonl" "$T/big-one.jsonl" | head -c 300)"
+[ "$(jq -r 'select(.type=="flow") | .conn' "$T/big-sharded.jsonl" | head -3 | tr '\n' ' ')" = "1 2 3 " ] || fail "connections numbered in capture order"
+# NAT rebinding to address pairs of other shards: found by CID only on one thread.
+"$GEN" "$T/big-rebind.pcap" --scenario many --count 7000 --scenario rebind --seed 5 || fail "generator rebind"
+run $Q -v decode --pcap "$T/big-rebind.pcap" -j
+expect_rc 0
+cp "$OUT" "$T/big-rebind.jsonl"
+if [ "$(nproc)" -ge 2 ]; then expect_err 'connection IDs link address pairs of different shards: decoding on one thread'; fi
+[ "$(jq -c 'select(.type=="flow" and (.sni // "" | startswith("rebind"))) | .path_changes' "$T/big-rebind.jsonl" | sort | uniq -c | awk '{print $1, $2}')" = "8 1" ] ||
+    fail "8 rebinding connections, one packet on a new path each"
+run $Q decode --pcap "$T/big-rebind.pcap" -j --packets
+jq -c 'select(.type != "quic_packet")' "$OUT" | cmp -s - "$T/big-rebind.jsonl" || fail "rebind: records differ from one thread"
+
 case_ "ports and heuristics: 8443 found by its long header, or only with --port"
 run $Q decode --pcap "$T/syn.pcap" -j --no-heuristics
 expect_rc 0

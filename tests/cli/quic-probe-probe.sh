@@ -51,6 +51,8 @@ for c in gtlsserver openssl ss jq; do
 done
 
 P1=15433 P2=15434 P3=15435 P4=15436 PX=15439 # plain, Retry, v2 draft preferred, long chain; PX: closed
+P6=15437                                      # plain on [::1]
+PL1=15440 PL2=15441 PL3=15442                 # lossy relays in front of P1
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -223,6 +225,99 @@ for t in keyupdate chacha20 migration rebind; do
 done
 expect_field '.tests[] | select(.name=="chacha20") | .evidence | test("CHACHA20")' true
 expect_field '.tests[] | select(.name=="rebind") | .details.old_port != .details.new_port' true
+
+case_ "rebind and migration listed in either order: both pass (migration runs first)"
+run $Q -j 127.0.0.1:$P1 "${CA[@]}" --test rebind,migration
+expect_rc 0
+expect_field '[.tests[].name] | join(",")' migration,rebind
+expect_field '[.tests[].result] | join(",")' pass,pass
+expect_field '.close_reason | test("CONNECTION_ID_LIMIT") | not' true
+
+case_ "IPv6 target: [::1]"
+srv6_ok=false
+gtlsserver ::1 $P6 "$T/server.key" "$T/server.crt" -d "$T/htdocs" -q >"$T/srv-$P6.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do ss -Huln | grep -q "\[::1\]:$P6 " && { srv6_ok=true; break; }; sleep 0.1; done
+if $srv6_ok; then
+    run $Q -j "[::1]:$P6" --insecure --test handshake,http3 -t 5
+    expect_rc 0
+    expect_field .address "[::1]:$P6"
+    expect_field '.local_address | startswith("[::1]:")' true
+    expect_field '[.tests[].result] | join(",")' pass,pass
+    run $Q "[::1]:$PX" -t 3
+    expect_rc 1
+    expect_out 'unreachable: ICMP port unreachable'
+else
+    echo "note: no IPv6 on loopback here, [::1] case not run"
+    [ "${CI:-}" != true ] || fail "gtlsserver could not listen on [::1]:$P6"
+fi
+
+# A UDP relay on 127.0.0.1 that drops chosen datagrams (this kernel has no netem):
+#   lossy LISTEN_PORT SERVER_PORT DROP_CLIENT DROP_SERVER LOG  (DROP_*: comma-separated
+#   1-based datagram numbers in that direction). Writes "client N dropped D" lines to LOG.
+lossy() {
+    python3 - "$@" <<'PY' &
+import socket, sys, select
+lport, sport, dc, ds, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+drop = {"client": {int(x) for x in dc.split(",") if x}, "server": {int(x) for x in ds.split(",") if x}}
+front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); front.bind(("127.0.0.1", lport))
+back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); back.bind(("127.0.0.1", 0))
+back.connect(("127.0.0.1", sport))
+n = {"client": 0, "server": 0}; dropped = {"client": 0, "server": 0}; client = None
+with open(log, "w") as f:
+    f.write("ready\n"); f.flush()
+    while True:
+        r, _, _ = select.select([front, back], [], [], 30)
+        if not r: break
+        for s in r:
+            data, addr = s.recvfrom(65535)
+            side = "client" if s is front else "server"
+            if side == "client": client = addr
+            n[side] += 1
+            if n[side] in drop[side]:
+                dropped[side] += 1
+            elif side == "client": back.send(data)
+            elif client: front.sendto(data, client)
+            f.write("%s %d dropped %d\n" % (side, n[side], dropped[side])); f.flush()
+PY
+    pids+=($!)
+    for _ in $(seq 50); do grep -q ready "$5" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+
+if ! command -v python3 >/dev/null; then
+    echo "note: python3 not installed (apt-get install python3-minimal): loss cases not run"
+    [ "${CI:-}" != true ] || fail "python3 is needed for the loss cases under CI=true"
+else
+case_ "loss: the client's first Initial dropped: retransmitted after its PTO, handshake completes"
+lossy $PL1 $P1 1 "" "$T/lossy1.log" || fail "relay did not start"
+run $Q -j 127.0.0.1:$PL1 "${CA[@]}" --test handshake,http3 -t 10
+expect_rc 0
+expect_field '[.tests[].result] | join(",")' pass,pass
+grep -q '^client 1 dropped 1$' "$T/lossy1.log" || fail "the relay did not drop the first client datagram"
+# Nothing comes back before the retransmission: the first server packet waits for the
+# client's first PTO (ngtcp2: 333 ms initial RTT + 4 x 166 ms = ~1 s) on a ~0 ms path.
+expect_field '.first_packet_us > 300000' true
+expect_field '.min_rtt_us < 100000' true
+
+case_ "loss: the server's first flight dropped: the server retransmits, handshake completes"
+lossy $PL2 $P1 "" 1,2 "$T/lossy2.log" || fail "relay did not start"
+run $Q -j 127.0.0.1:$PL2 "${CA[@]}" --test handshake,http3 -t 10
+expect_rc 0
+expect_field '[.tests[].result] | join(",")' pass,pass
+grep -q '^server 2 dropped 2$' "$T/lossy2.log" || fail "the relay did not drop the server's first two datagrams"
+expect_field '.handshake_completed_us > 300000' true
+
+case_ "loss: every datagram from the server dropped: a timeout, not a hang"
+lossy $PL3 $P1 "" "$(seq -s, 1 200)" "$T/lossy3.log" || fail "relay did not start"
+s=$(date +%s%N)
+run $Q -j 127.0.0.1:$PL3 "${CA[@]}" -t 2
+e=$((($(date +%s%N) - s) / 1000000))
+expect_rc 1
+expect_field .error timeout
+[ "$e" -lt 4000 ] || fail "took $e ms with a 2 s timeout"
+grep -q '^server [0-9]* dropped [1-9]' "$T/lossy3.log" || fail "the relay saw no server datagram"
+fi
 
 case_ "amplification: a normal server stays under 3x"
 run $Q -j 127.0.0.1:$P1 "${CA[@]}" --test amplification

@@ -3,8 +3,11 @@
 // Every connection is protected with the real packet protection of common/quic:
 // Initials with the keys of their version, Handshake and 1-RTT packets with keys
 // from made-up TLS secrets that --keylog writes in SSLKEYLOGFILE format.
-// Scenarios (default: all but "many"): rfc, basic, split, retry, vn, v2, v2draft,
-// v6, garbage, port8443, many (--count connections, Initials only).
+// Scenarios (default: all but "greasebit", "rebind" and "many"): rfc, basic, split, retry, vn, v2, v2draft,
+// v6, garbage, port8443, greasebit (a 1-RTT packet with the fixed bit greased to 0 and a
+// protected first byte of 0x00, coalesced after a Handshake packet), rebind (8
+// connections that each send one packet from a new port), many (--count connections,
+// Initials only).
 #include <cstdio>
 #include <random>
 #include <set>
@@ -116,6 +119,12 @@ struct Gen {
         bool retry = false;
         std::uint32_t vn_from = 0;                 // first try this (unknown) version and get a VN
         bool full = true;                          // Handshake + 1-RTT after the Initials
+        // The client's first 1-RTT packet coalesced after a Handshake packet, its fixed bit
+        // greased to 0 and its protected first byte 0x00 (looks like padding).
+        bool grease_zero_byte = false;
+        // NAT rebinding: after the handshake the client sends one 1-RTT packet (to the
+        // server's first CID) from this port instead.
+        std::uint16_t rebind_port = 0;
     };
 
     // One QUIC connection from `client` to `server`, start to close.
@@ -213,7 +222,17 @@ struct Gen {
         udp(client, server, cat(synth::long_packet(sv, LongType::initial, sscid, cscid, cpn++, ca, ck2->client, 1200 - chand.size()), chand), t);
         t += 50;
         Buf stream{0x0b, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o'};  // STREAM id 0, LEN
-        udp(client, server, synth::short_packet(sscid, 0, stream, *ak_c), t);
+        if (o.grease_zero_byte) {
+            Buf ack;
+            synth::ack_frame(ack, 0);
+            Buf dg = synth::long_packet(sv, LongType::handshake, sscid, cscid, 1, ack, *hk_c);
+            Buf one;
+            for (std::uint64_t pn = 2;; pn++)  // 1 in 32 packet numbers masks the first byte to 0
+                if ((one = synth::short_packet(sscid, pn, stream, *ak_c, false))[0] == 0x00) break;
+            udp(client, server, cat(dg, one), t);
+        } else {
+            udp(client, server, synth::short_packet(sscid, 0, stream, *ak_c), t);
+        }
         t += 400;
         const Buf ncid = random_bytes(16);
         Buf s1;
@@ -221,6 +240,12 @@ struct Gen {
         synth::new_connection_id(s1, 1, ncid);
         udp(server, client, synth::short_packet(cscid, 0, s1, *ak_s), t);
         t += 300;
+        if (o.rebind_port) {
+            Buf ping{0x01};
+            synth::ack_frame(ping, 0);
+            udp({client.addr, o.rebind_port}, server, synth::short_packet(sscid, 2, ping, *ak_c), t);
+            t += 100;
+        }
         Buf c2;
         synth::ack_frame(c2, 0);
         synth::connection_close(c2, 0x100, "bye", true);
@@ -236,7 +261,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> scenarios;
     std::uint64_t count = 100, seed = 1;
     app.add_option("out", out, "Output capture ('-' for stdout)")->required();
-    app.add_option("--scenario", scenarios, "rfc basic split retry vn v2 v2draft v6 garbage port8443 many (default: all but many)");
+    app.add_option("--scenario", scenarios, "rfc basic split retry vn v2 v2draft v6 garbage port8443 greasebit rebind many (default: all but greasebit, rebind, many)");
     app.add_option("--count", count, "Connections for the 'many' scenario");
     app.add_option("--keylog", keylog_path, "Write the TLS secrets here (SSLKEYLOGFILE format)");
     app.add_option("--seed", seed, "PRNG seed");
@@ -288,6 +313,18 @@ int main(int argc, char** argv) {
             Gen::Options o;
             o.sni = "port8443.example";
             g.connection(ep("192.0.2.10", 40010), ep("203.0.113.10", 8443), o);
+        } else if (s == "greasebit") {
+            Gen::Options o;
+            o.sni = "greasebit.example";
+            o.grease_zero_byte = true;
+            g.connection(ep("192.0.2.11", 40011), vip, o);
+        } else if (s == "rebind") {
+            for (std::uint16_t i = 0; i < 8; i++) {
+                Gen::Options o;
+                o.sni = "rebind" + std::to_string(i) + ".example";
+                o.rebind_port = static_cast<std::uint16_t>(41000 + i);
+                g.connection(ep("192.0.2.12", static_cast<std::uint16_t>(40100 + i)), vip, o);
+            }
         } else if (s == "garbage") {
             const std::string dns = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00";
             g.udp(ep("192.0.2.8", 5353), ep("203.0.113.53", 53), Buf(dns.begin(), dns.end()), g.ts);
