@@ -6,6 +6,9 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +45,7 @@ struct BackendCfg {
     uint32_t weight = 1;  // 0 = drained: no new flows, established flows stay
     std::optional<Mac> mac;
     std::optional<uint32_t> server_id;  // QUIC server id; default: backend id + 1
+    std::string interface;              // backend behind another interface: devmap redirect
 };
 
 struct ServiceCfg {
@@ -171,7 +175,7 @@ inline LbConfig parse_config(const edge::config::Document& doc) {
         if (s.quic && s.proto != 17) st.fail("quic", "QUIC services are UDP: set proto = \"udp\"");
         for (auto& b : st.strings("backends")) s.backends.push_back(parse_backend_text(st, "backends", b));
         for (auto& bt : st.tables("backend")) {
-            bt.only({"address", "weight", "mac", "server_id"});
+            bt.only({"address", "weight", "mac", "server_id", "interface"});
             auto a = bt.str("address");
             if (!a) bt.fail("address", "missing: every [[service.backend]] needs address = \"ADDR\"");
             BackendCfg b = parse_backend_text(bt, "address", *a);
@@ -190,6 +194,12 @@ inline LbConfig parse_config(const edge::config::Document& doc) {
                     bt.fail("server_id", fmt::format("{} is already the server id of {}", *v, it->second.to_string()));
                 b.server_id = static_cast<uint32_t>(*v);
             }
+            if (auto i = bt.str("interface")) {
+                if (i->empty() || i->size() >= 16) bt.fail("interface", "expected an interface name such as eth1");
+                if (!b.mac && !c.next_hop_mac)
+                    bt.fail("interface", "a backend behind another interface needs mac = \"...\" (or [lb] next_hop_mac)");
+                b.interface = *i;
+            }
             s.backends.push_back(b);
         }
         std::set<IpAddr> addrs;
@@ -204,6 +214,32 @@ inline LbConfig parse_config(const edge::config::Document& doc) {
     if (c.services.size() > c.max_services)
         edge::usage_error("{}: {} services, more than max_services = {}", doc.path, c.services.size(), c.max_services);
     return c;
+}
+
+// The configuration as lb.toml text that parse_config reads back to the same
+// LbConfig: how `xdp-lb load` keeps the running configuration beside the maps, and
+// what `service`/`backend` edit.
+inline std::string toml_str(const std::string& s) { return "\"" + s + "\""; }
+inline std::string render_config(const LbConfig& c) {
+    std::string o = "[lb]\n";
+    o += fmt::format("table_size = {}\nhash_key = {}\nconntrack_size = {}\nmax_services = {}\n", c.table_size,
+                     toml_str(edge::hash::format_key(c.hash_key)), c.conntrack_size, c.max_services);
+    o += fmt::format("encap_source_v4 = {}\nencap_source_v6 = {}\n", toml_str(c.encap_source_v4.to_string()),
+                     toml_str(c.encap_source_v6.to_string()));
+    if (c.next_hop_mac) o += fmt::format("next_hop_mac = {}\n", toml_str(format_mac(*c.next_hop_mac)));
+    o += fmt::format("quic_server_id_bytes = {}\nquic_config_id = {}\n", c.quic_server_id_bytes, c.quic_config_id);
+    for (auto& s : c.services) {
+        o += fmt::format("\n[[service]]\nvip = {}\nport = {}\nproto = {}\n", toml_str(s.vip.to_string()), s.port,
+                         toml_str(s.proto == 17 ? "udp" : "tcp"));
+        if (s.quic) o += "quic = true\n";
+        for (auto& b : s.backends) {
+            o += fmt::format("[[service.backend]]\naddress = {}\nweight = {}\n", toml_str(b.addr.to_string()), b.weight);
+            if (b.mac) o += fmt::format("mac = {}\n", toml_str(format_mac(*b.mac)));
+            if (b.server_id) o += fmt::format("server_id = {}\n", *b.server_id);
+            if (!b.interface.empty()) o += fmt::format("interface = {}\n", toml_str(b.interface));
+        }
+    }
+    return o;
 }
 
 // The Maglev table of a service: the backends with weight > 0, named by their
@@ -244,15 +280,17 @@ inline IpAddr backend_addr(const xlb_backend& b) {
 // File descriptors of the maps (from a skeleton or from pins).
 struct Maps {
     int services = -1, vips = -1, ring = -1, backends = -1, quic_ids = -1, conntrack = -1, config = -1,
-        svc_stats = -1, be_stats = -1, reasons = -1;
+        svc_stats = -1, be_stats = -1, reasons = -1, svc_info = -1, tx_ports = -1, conntrack4 = -1, quic_sid16 = -1;
 };
 
-inline const char* const kMapNames[] = {"xlb_services", "xlb_vips",      "xlb_ring",      "xlb_backends",
-                                        "xlb_quic_ids", "xlb_conntrack", "xlb_config",    "xlb_svc_stats",
-                                        "xlb_be_stats", "xlb_reasons"};
+inline constexpr int kNumMaps = 14;
+inline const char* const kMapNames[kNumMaps] = {
+    "xlb_services", "xlb_vips",     "xlb_ring",       "xlb_backends", "xlb_quic_ids",   "xlb_conntrack",
+    "xlb_config",   "xlb_svc_stats", "xlb_be_stats",  "xlb_reasons",  "xlb_svc_info",   "xlb_tx_ports",
+    "xlb_conntrack4", "xlb_quic_sid16"};
 inline int* map_slot(Maps& m, int i) {
-    int* s[] = {&m.services,  &m.vips,   &m.ring,      &m.backends, &m.quic_ids,
-                &m.conntrack, &m.config, &m.svc_stats, &m.be_stats, &m.reasons};
+    int* s[] = {&m.services, &m.vips,      &m.ring,     &m.backends, &m.quic_ids, &m.conntrack,  &m.config,
+                &m.svc_stats, &m.be_stats, &m.reasons,  &m.svc_info, &m.tx_ports, &m.conntrack4, &m.quic_sid16};
     return s[i];
 }
 
@@ -265,7 +303,7 @@ inline const char* reason_name(uint32_t r) {
     static const char* const names[XLB_R_COUNT] = {
         "tx",           "pass_not_ip",    "pass_not_vip",   "pass_truncated", "drop_truncated",
         "drop_fragment", "ip_options",    "drop_no_backend", "drop_encap",    "icmp_too_big",
-        "pass_icmp",    "quic_cid",       "quic_cid_unknown"};
+        "pass_icmp",    "quic_cid",       "quic_cid_unknown", "redirect"};
     return r < XLB_R_COUNT ? names[r] : "?";
 }
 
@@ -303,6 +341,12 @@ public:
         }
         cfg.quic_sid_len = c.quic_server_id_bytes;
         cfg.quic_config_id = c.quic_config_id;
+        for (auto& s : c.services) {
+            auto k = vip_key(s);
+            uint32_t bit = xlb_vip_bit(k.addr, k.port, k.proto);
+            cfg.vip_filter[bit / 64] |= 1ull << (bit % 64);
+            if (s.quic) cfg.quic_filter[bit / 64] |= 1ull << (bit % 64);
+        }
         uint32_t zero = 0;
         check(bpf_map_update_elem(m_.config, &zero, &cfg, BPF_ANY), "writing xlb_config");
 
@@ -318,6 +362,10 @@ public:
                     be.flags |= XLB_BE_MAC;
                     std::memcpy(be.mac, b.mac->data(), 6);
                 }
+                if (!b.interface.empty()) {
+                    be.flags |= XLB_BE_REDIRECT;
+                    be.tx_port = tx_port(b.interface, be.smac);
+                }
                 check(bpf_map_update_elem(m_.backends, &id, &be, BPF_ANY), "writing xlb_backends");
                 if (s.quic && c.quic_server_id_bytes) want_sids[b.server_id.value_or(id + 1)] = b.addr;
             }
@@ -326,6 +374,10 @@ public:
         for (auto it = quic_.begin(); it != quic_.end();) {
             if (!want_sids.count(it->first)) {
                 bpf_map_delete_elem(m_.quic_ids, &it->first);
+                if (it->first < 65536) {
+                    uint32_t none = 0;
+                    bpf_map_update_elem(m_.quic_sid16, &it->first, &none, BPF_ANY);
+                }
                 it = quic_.erase(it);
             } else {
                 ++it;
@@ -334,6 +386,10 @@ public:
         for (auto& [sid, addr] : want_sids) {
             uint32_t id = backend_id(addr);
             check(bpf_map_update_elem(m_.quic_ids, &sid, &id, BPF_ANY), "writing xlb_quic_ids");
+            if (sid < 65536) {
+                uint32_t plus1 = id + 1;
+                check(bpf_map_update_elem(m_.quic_sid16, &sid, &plus1, BPF_ANY), "writing xlb_quic_sid16");
+            }
             quic_[sid] = id;
         }
 
@@ -363,9 +419,14 @@ public:
                 for (uint32_t i = 0; i < size_; i++) ring[i] = ids[t.entries()[i]];
             }
             write_ring(base, ring);
+            xlb_svc_info info{};
+            bpf_map_lookup_elem(m_.svc_info, &st.id, &info);
             if (fresh) {
                 percpu_zero(m_.svc_stats, st.id, sizeof(xlb_svc_stats) / 8);
+                info.gen = (info.gen + 1) & 0xffff;  // connection entries of an earlier owner of this id are stale
             }
+            info.flags = s.quic ? XLB_SVC_QUIC : 0u;
+            check(bpf_map_update_elem(m_.svc_info, &st.id, &info, BPF_ANY), "writing xlb_svc_info");
             xlb_service sv{st.id, s.quic ? XLB_SVC_QUIC : 0u, base, mb.empty() ? 0u : size_};
             auto k = vip_key(s);
             check(bpf_map_update_elem(m_.services, &k, &sv, BPF_ANY), "writing xlb_services");
@@ -376,6 +437,10 @@ public:
         for (auto it = services_.begin(); it != services_.end();) {
             if (!keep.count(it->first)) {
                 bpf_map_delete_elem(m_.services, &keys_[it->first]);
+                xlb_svc_info info{};
+                bpf_map_lookup_elem(m_.svc_info, &it->second.id, &info);
+                info.gen = (info.gen + 1) & 0xffff;  // its connection entries stop matching
+                bpf_map_update_elem(m_.svc_info, &it->second.id, &info, BPF_ANY);
                 keys_.erase(it->first);
                 it = services_.erase(it);
             } else {
@@ -414,7 +479,77 @@ public:
     const std::map<std::string, ServiceState>& services() const { return services_; }
     const Maps& maps() const { return m_; }
 
+    // Takes over the state of maps filled by an earlier process (xdp-lb load): ids of
+    // services, backends and QUIC server ids, VIP addresses, devmap ports.
+    void adopt() {
+        xlb_vip_key k{}, next{};
+        void* prev = nullptr;
+        while (bpf_map_get_next_key(m_.services, prev, &next) == 0) {
+            k = next;
+            prev = &k;
+            xlb_service sv{};
+            if (bpf_map_lookup_elem(m_.services, &k, &sv) != 0) continue;
+            std::string name = vip_key_name(k);
+            uint32_t half = sv.ring_base / size_ >= 2 * sv.id ? sv.ring_base / size_ - 2 * sv.id : 0;
+            services_[name] = {sv.id, half & 1};
+            keys_[name] = k;
+        }
+        for (uint32_t id = 0; id < XLB_MAX_BACKENDS; id++) {
+            xlb_backend be{};
+            if (bpf_map_lookup_elem(m_.backends, &id, &be) != 0 || !be.family) break;
+            backend_ids_[backend_addr(be)] = id;
+        }
+        uint32_t qk = 0, qn = 0;
+        void* qp = nullptr;
+        while (bpf_map_get_next_key(m_.quic_ids, qp, &qn) == 0) {
+            qk = qn;
+            qp = &qk;
+            uint32_t bid;
+            if (bpf_map_lookup_elem(m_.quic_ids, &qk, &bid) == 0) quic_[qk] = bid;
+        }
+        xlb_addr_key ak{}, an{};
+        void* ap = nullptr;
+        while (bpf_map_get_next_key(m_.vips, ap, &an) == 0) {
+            ak = an;
+            ap = &ak;
+            IpAddr a = ak.family == EDGE_FAMILY_V4 ? *IpAddr::from_bytes({ak.addr, 4}) : *IpAddr::from_bytes({ak.addr, 16});
+            vip_set_.insert({a, ak.family});
+        }
+        for (uint32_t port = 0; port < 64; port++) {
+            uint32_t ifindex = 0;
+            if (bpf_map_lookup_elem(m_.tx_ports, &port, &ifindex) != 0 || !ifindex) continue;
+            char name[IF_NAMESIZE] = {};
+            if (if_indextoname(ifindex, name)) tx_ports_[name] = port;
+        }
+    }
+
 private:
+    // The devmap slot of an interface (added on first use) and its MAC (the source MAC
+    // of frames redirected there).
+    uint16_t tx_port(const std::string& ifname, uint8_t* smac) {
+        unsigned ifindex = if_nametoindex(ifname.c_str());
+        if (!ifindex) edge::usage_error("backend interface {}: no such interface (see ip link)", ifname);
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr {};
+        std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+        bool ok = fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0;
+        if (fd >= 0) close(fd);
+        if (!ok) edge::usage_error("backend interface {}: cannot read its MAC address", ifname);
+        std::memcpy(smac, ifr.ifr_hwaddr.sa_data, 6);
+        auto it = tx_ports_.find(ifname);
+        uint32_t port;
+        if (it != tx_ports_.end()) {
+            port = it->second;
+        } else {
+            port = static_cast<uint32_t>(tx_ports_.size());
+            if (port >= 64) edge::usage_error("more than 64 backend interfaces");
+        }
+        uint32_t v = ifindex;
+        check(bpf_map_update_elem(m_.tx_ports, &port, &v, BPF_ANY), "writing xlb_tx_ports (the interface must support XDP redirect)");
+        tx_ports_[ifname] = port;
+        return static_cast<uint16_t>(port);
+    }
+
     uint32_t free_service_id() const {
         for (uint32_t id = 0; id < max_services_; id++) {
             bool used = false;
@@ -445,6 +580,7 @@ private:
     std::map<std::string, xlb_vip_key> keys_;
     std::map<uint32_t, uint32_t> quic_;
     std::set<std::pair<IpAddr, uint8_t>> vip_set_;
+    std::map<std::string, uint32_t> tx_ports_;
 };
 
 // Sizes the maps of an opened (not yet loaded) skeleton from the configuration.
@@ -456,7 +592,9 @@ void size_maps(Skel* s, const LbConfig& c) {
     check(bpf_map__set_max_entries(s->maps.xlb_services, c.max_services), "sizing xlb_services");
     check(bpf_map__set_max_entries(s->maps.xlb_vips, c.max_services), "sizing xlb_vips");
     check(bpf_map__set_max_entries(s->maps.xlb_svc_stats, c.max_services), "sizing xlb_svc_stats");
+    check(bpf_map__set_max_entries(s->maps.xlb_svc_info, c.max_services), "sizing xlb_svc_info");
     check(bpf_map__set_max_entries(s->maps.xlb_conntrack, c.conntrack_size), "sizing xlb_conntrack");
+    check(bpf_map__set_max_entries(s->maps.xlb_conntrack4, c.conntrack_size), "sizing xlb_conntrack4");
 }
 
 template <typename Skel>
@@ -472,6 +610,10 @@ Maps skel_maps(Skel* s) {
     m.svc_stats = bpf_map__fd(s->maps.xlb_svc_stats);
     m.be_stats = bpf_map__fd(s->maps.xlb_be_stats);
     m.reasons = bpf_map__fd(s->maps.xlb_reasons);
+    m.svc_info = bpf_map__fd(s->maps.xlb_svc_info);
+    m.tx_ports = bpf_map__fd(s->maps.xlb_tx_ports);
+    m.conntrack4 = bpf_map__fd(s->maps.xlb_conntrack4);
+    m.quic_sid16 = bpf_map__fd(s->maps.xlb_quic_sid16);
     return m;
 }
 

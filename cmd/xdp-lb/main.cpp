@@ -56,5 +56,67 @@ int main(int argc, char** argv) {
     bench->add_option("--rounds", o.rounds, "Alternating rounds; medians are reported")->check(CLI::Range(1, 101));
     bench->add_option("--cold-flows", o.cold_flows, "Distinct flows for the cold measurement (0 skips it)")->check(CLI::Range(0, 10000000));
 
+    auto* load = tool.command("load", "Attach the balancer with the -c config and pin its maps, without a foreground process",
+                              with(run_load));
+    iface(load, "Interface to attach to");
+    mode(load);
+    auto* unload = tool.command("unload", "Detach a balancer started by load and remove its pins", with(run_unload));
+    iface(unload, "Interface the balancer runs on");
+
+    auto svc_opts = [&](CLI::App* cmd, bool required) {
+        auto* v = cmd->add_option("--vip", o.vip, "The service's VIP address");
+        auto* p = cmd->add_option("--port", o.port, "The service's port")->check(CLI::Range(1, 65535));
+        tool.choices(cmd->add_option("--proto", o.proto, "The service's protocol (default tcp)"), {"tcp", "udp"});
+        if (required) {
+            v->required();
+            p->required();
+        }
+    };
+    // Nested commands: the action runs on the command and dispatches on the verb given.
+    auto verb_of = [](CLI::App* cmd) -> std::string {
+        for (auto* c : cmd->get_subcommands()) return c->get_name();
+        return "";
+    };
+    CLI::App* service = nullptr;
+    service = tool.command("service", "Add, delete or list services of a balancer started by load (edits the pinned maps)", [&] {
+        edge::out::Output output(tool.globals().json);
+        return run_service(verb_of(service), o, tool.globals(), output);
+    });
+    service->require_subcommand(1);
+    auto* sadd = service->add_subcommand("add", "Add a service: --vip, --port, --proto, --quic, --backend ADDR[=WEIGHT]...");
+    iface(sadd, "Interface the balancer runs on");
+    svc_opts(sadd, true);
+    sadd->add_flag("--quic", o.quic, "A QUIC service (UDP): short headers routed by the server id in the CID");
+    sadd->add_option("--backend", o.backends, "A backend ADDR or ADDR=WEIGHT (repeatable)");
+    auto* sdel = service->add_subcommand("del", "Delete a service (its flows pass to the stack from then on)");
+    iface(sdel, "Interface the balancer runs on");
+    svc_opts(sdel, true);
+    auto* slist = service->add_subcommand("list", "The services and their backends and weights");
+    iface(slist, "Interface the balancer runs on");
+
+    CLI::App* backend = nullptr;
+    backend = tool.command("backend", "Add, delete, drain, reweigh or list a service's backends (Maglev table recomputed, atomic flip)", [&] {
+        edge::out::Output output(tool.globals().json);
+        return run_backend(verb_of(backend), o, tool.globals(), output);
+    });
+    backend->require_subcommand(1);
+    for (auto [verb, desc] : std::vector<std::pair<const char*, const char*>>{
+             {"add", "Add a backend to a service (--weight, --mac)"},
+             {"del", "Remove a backend from a service; its established flows stay on it"},
+             {"drain", "Set a backend's weight to 0: no new flows, established flows stay"},
+             {"set", "Change a backend's --weight or --mac"},
+             {"list", "The backends of one service (--vip --port) or of all"}}) {
+        auto* b = backend->add_subcommand(verb, desc);
+        iface(b, "Interface the balancer runs on");
+        bool list = std::string(verb) == "list";
+        svc_opts(b, !list);
+        if (list) continue;
+        b->add_option("--address", o.backend, "The backend's address")->required();
+        if (std::string(verb) == "add" || std::string(verb) == "set") {
+            b->add_option("--weight", o.weight, "Maglev weight, 0 drains")->check(CLI::Range(0, 1000000));
+            b->add_option("--mac", o.mac, "Destination MAC for this backend");
+        }
+    }
+
     return tool.run(argc, argv);
 }

@@ -20,6 +20,15 @@ struct Options {
     uint32_t repeat = 1000000;           // bench
     int rounds = 5;                      // bench
     int cold_flows = 100000;             // bench
+    // service / backend
+    std::string vip;
+    uint16_t port = 0;
+    std::string proto = "tcp";
+    bool quic = false;
+    std::vector<std::string> backends;  // service add --backend ADDR[=WEIGHT]
+    std::string backend;                // backend --address
+    int64_t weight = -1;                // backend add/set --weight (-1: not given)
+    std::string mac;                    // backend add/set --mac
 };
 
 std::string pin_dir(const std::string& ifname);
@@ -31,5 +40,9 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
 int run_stats(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
 int run_decap(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
 int run_bench(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_load(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_unload(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_service(const std::string& verb, const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_backend(const std::string& verb, const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
 
 }  // namespace xlb

@@ -59,14 +59,15 @@ int run_replay(const Options& o, const edge::cli::Globals& g, edge::out::Output&
         }
         auto r = engine.run(frame);
         std::string backend;
-        if (r.verdict == 3 /* XDP_TX */) {
+        if (r.verdict == 3 /* XDP_TX */ || r.verdict == 4 /* XDP_REDIRECT: encapsulated too */) {
             auto op = edge::net::parse_packet(r.data, edge::net::LinkType::ethernet, {false});
             backend = op.ip_version ? op.dst.to_string() : "";
             per_backend[backend]++;
         }
         per_verdict[r.verdict_name]++;
         per_reason[r.reason]++;
-        if (writer && (r.verdict == 3 || r.verdict == 2 /* XDP_TX, XDP_PASS */)) writer->write(r.data, fr.ts_us);
+        if (writer && (r.verdict == 2 || r.verdict == 3 || r.verdict == 4 /* XDP_PASS, XDP_TX, XDP_REDIRECT */))
+            writer->write(r.data, fr.ts_us);
 
         auto p = edge::net::parse_packet(frame, edge::net::LinkType::ethernet, {false});
         bool has_flow = p.ip_version != 0;

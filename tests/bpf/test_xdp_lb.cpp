@@ -581,3 +581,105 @@ TEST_CASE("xdp_lb and maglev-calc's table pick the same backend for 10,000 rando
     }
     CHECK(checked == 10000);
 }
+
+TEST_CASE("a deleted service stops forwarding its established flows; the fast path checks the service generation") {
+    Lb lb;
+    std::vector<Bytes> acks;
+    for (uint16_t port = 5000; port < 5020; port++) {
+        REQUIRE(lb.run(tcp4("198.51.100.7", port, "203.0.113.10", 80)).retval == XDP_TX);
+        acks.push_back(tcp4("198.51.100.7", port, "203.0.113.10", 80, TcpFlags::ack));
+    }
+    for (auto& a : acks) CHECK(lb.run(a).retval == XDP_TX);  // conntrack hits
+    std::string without = std::string(kConfig);
+    auto at = without.find("[[service]]\nvip = \"203.0.113.10\"\nport = 80\n");
+    REQUIRE(at != std::string::npos);
+    without.erase(at, without.find("[[service]]", at + 5) - at);
+    lb.reload(without);
+    for (auto& a : acks) {
+        auto r = lb.run(a);
+        CHECK(r.retval == XDP_PASS);  // no service: the stack's, even with a conntrack entry
+        CHECK(r.data == a);
+    }
+    // Re-added (it may get another id): its flows are balanced again, by the table.
+    lb.reload(kConfig);
+    for (auto& a : acks) CHECK(lb.run(a).retval == XDP_TX);
+}
+
+TEST_CASE("a SYN for a tuple in the table takes the new table and the following packets follow it") {
+    Lb lb;
+    std::string after = std::string(kConfig);
+    after.replace(after.find("backends = [\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.13\"]"), 50,
+                  "backends = [\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.14\"]");
+    std::map<uint16_t, std::string> first;
+    for (uint16_t port = 6000; port < 6200; port++) first[port] = outer_dst(lb.run(tcp4("198.51.100.9", port, "203.0.113.10", 80)).data);
+    lb.reload(after);
+    int changed = 0;
+    for (auto& [port, b] : first) {
+        auto syn = lb.run(tcp4("198.51.100.9", port, "203.0.113.10", 80));
+        REQUIRE(syn.retval == XDP_TX);
+        std::string now = outer_dst(syn.data);
+        CHECK(now == lb.maglev(parse(tcp4("198.51.100.9", port, "203.0.113.10", 80)).key, "203.0.113.10:80/tcp"));
+        changed += now != b;
+        auto ack = lb.run(tcp4("198.51.100.9", port, "203.0.113.10", 80, TcpFlags::ack));
+        CHECK(outer_dst(ack.data) == now);  // the entry was rewritten
+    }
+    CHECK(changed > 20);
+}
+
+TEST_CASE("a backend behind another interface: encapsulated and redirected through the devmap") {
+    std::string cfg = std::string(kConfig) + R"(
+[[service]]
+vip = "203.0.113.50"
+port = 80
+proto = "tcp"
+[[service.backend]]
+address = "10.0.2.11"
+mac = "02:00:00:00:0c:11"
+interface = "lo"
+)";
+    Lb lb(cfg);
+    Bytes in = tcp4("198.51.100.7", 5555, "203.0.113.50", 80);
+    auto r = lb.run(in);
+    CHECK(r.retval == XDP_REDIRECT);
+    Mac dst{2, 0, 0, 0, 0x0c, 0x11};
+    Bytes exp = expected_encap(in, ip("10.0.2.11"), &dst);
+    std::fill(exp.begin() + 6, exp.begin() + 12, 0);  // source MAC: lo's (all zero)
+    CHECK(r.data == exp);
+    CHECK(lb.reason(XLB_R_REDIRECT) == 1);
+    CHECK(lb.reason(XLB_R_TX) == 0);
+    uint32_t port = 0, ifindex = 0;
+    REQUIRE(bpf_map_lookup_elem(bpf_map__fd(lb.s->maps.xlb_tx_ports), &port, &ifindex) == 0);
+    CHECK(ifindex == if_nametoindex("lo"));
+    // The other services still go out with XDP_TX.
+    check_tx(lb, tcp4("198.51.100.7", 5555, "203.0.113.10", 80), "203.0.113.10:80/tcp");
+}
+
+TEST_CASE("render_config reads back to the same configuration; a second controller adopts the maps") {
+    auto c = Lb::parse(kConfig);
+    std::string text = xlb::render_config(c);
+    auto c2 = Lb::parse(text);
+    CHECK(xlb::render_config(c2) == text);
+    REQUIRE(c2.services.size() == c.services.size());
+    for (size_t i = 0; i < c.services.size(); i++) {
+        CHECK(c2.services[i].name() == c.services[i].name());
+        CHECK(xlb::maglev_backends(c2.services[i]).size() == xlb::maglev_backends(c.services[i]).size());
+    }
+    CHECK(c2.hash_key == c.hash_key);
+
+    Lb lb;
+    std::map<uint16_t, std::string> est;
+    for (uint16_t port = 7000; port < 7200; port++) est[port] = outer_dst(lb.run(tcp4("198.51.100.8", port, "203.0.113.10", 80)).data);
+    // Another process (xdp-lb backend drain) takes over the maps and drains 10.0.1.13.
+    xlb::Controller other(xlb::skel_maps(lb.s), lb.cfg.table_size, lb.cfg.max_services);
+    other.adopt();
+    CHECK(other.services().size() == lb.ctl->services().size());
+    CHECK(other.backend_ids() == lb.ctl->backend_ids());
+    auto drained = c2;
+    for (auto& b : drained.services[0].backends)
+        if (b.addr == ip("10.0.1.13")) b.weight = 0;
+    other.apply(drained);
+    for (auto& [name, st] : other.services()) CHECK(st.id == lb.ctl->services().at(name).id);
+    for (auto& [port, b] : est) CHECK(outer_dst(lb.run(tcp4("198.51.100.8", port, "203.0.113.10", 80, TcpFlags::ack)).data) == b);
+    for (uint16_t port = 8000; port < 8300; port++)
+        CHECK(outer_dst(lb.run(tcp4("198.51.100.9", port, "203.0.113.10", 80)).data) != "10.0.1.13");
+}

@@ -16,10 +16,21 @@
  *                           at (2*s + half) * M. The control plane writes the
  *                           inactive half, then flips xlb_service.ring_base with one
  *                           map update: no packet ever sees a half-written table.
- *   xlb_backends  ARRAY     backend id -> struct xlb_backend (address, MAC)
+ *   xlb_backends  ARRAY     backend id -> struct xlb_backend (address, MAC, tx port)
  *   xlb_quic_ids  HASH      QUIC server id -> backend id
- *   xlb_conntrack LRU_HASH  struct edge_flow_key -> struct xlb_ct_value
- *   xlb_config    ARRAY[1]  struct xlb_config (hash key, encap sources, QUIC CID format)
+ *   xlb_conntrack LRU_HASH  struct edge_flow_key -> struct xlb_ct_value (IPv6 flows)
+ *   xlb_conntrack4 LRU_HASH struct xlb_ct4_key -> struct xlb_ct_value (IPv4 flows:
+ *                           a 16-byte key hashes and compares faster than 40)
+ *   xlb_quic_sid16 ARRAY    QUIC server id (< 65536) -> backend id + 1 (0: none),
+ *                           used instead of xlb_quic_ids when server ids are 1-2 bytes
+ *   xlb_svc_info  ARRAY     service id -> struct xlb_svc_info (generation, flags):
+ *                           a connection-table hit is valid while the generation
+ *                           it recorded is the service's, so hits need no service
+ *                           lookup (the generation changes when an id is freed).
+ *   xlb_tx_ports  DEVMAP    tx port -> ifindex, for backends behind another
+ *                           interface (bpf_redirect_map instead of XDP_TX)
+ *   xlb_config    ARRAY[1]  struct xlb_config (hash key, encap sources, QUIC CID
+ *                           format, the VIP filter bitmap)
  *   xlb_svc_stats PERCPU_ARRAY service id -> struct xlb_svc_stats
  *   xlb_be_stats  PERCPU_ARRAY backend id -> struct xlb_be_stats
  *   xlb_reasons   PERCPU_ARRAY enum xlb_reason -> __u64 packets
@@ -63,17 +74,38 @@ struct xlb_service {
 /* struct xlb_backend.flags */
 #define XLB_BE_MAC 0x1 /* use mac as the destination MAC */
 
+#define XLB_BE_REDIRECT 0x2 /* out through xlb_tx_ports[tx_port] with source MAC smac */
+
 struct xlb_backend {
 	edge_u8 addr[16];
 	edge_u8 family; /* 0: unused id */
 	edge_u8 flags;
 	edge_u8 mac[6];
+	edge_u8 smac[6];
+	edge_u16 tx_port;
 };
 
 struct xlb_ct_value {
 	edge_u32 backend;
-	edge_u32 service;
+	edge_u16 service;
+	edge_u16 gen; /* xlb_svc_info.gen of the service when the entry was made */
 };
+
+struct xlb_ct4_key {
+	edge_u32 src, dst; /* network order */
+	edge_u16 sport, dport; /* big-endian */
+	edge_u8 proto;
+	edge_u8 pad[3];
+};
+
+struct xlb_svc_info {
+	edge_u32 gen;
+	edge_u32 flags; /* XLB_SVC_* */
+};
+
+/* The VIP filter: one bit per (VIP, port, protocol) hash in xlb_config.vip_filter,
+ * tested before any hash-map lookup so traffic to no service costs no lookup. */
+#define XLB_VIP_FILTER_BITS 4096
 
 /* struct xlb_config.flags */
 #define XLB_CFG_NEXT_HOP_MAC 0x1
@@ -92,6 +124,8 @@ struct xlb_config {
 	edge_u8 quic_sid_len; /* 1..4, 0 disables CID routing */
 	edge_u8 quic_config_id; /* 0..6 */
 	edge_u8 pad[3];
+	edge_u64 vip_filter[XLB_VIP_FILTER_BITS / 64];
+	edge_u64 quic_filter[XLB_VIP_FILTER_BITS / 64]; /* the bits of QUIC services */
 };
 
 enum xlb_reason {
@@ -108,6 +142,7 @@ enum xlb_reason {
 	XLB_R_PASS_ICMP,       /* other ICMP to a VIP, or quoting no VIP flow: XDP_PASS */
 	XLB_R_QUIC_CID,        /* QUIC short header routed by the server id */
 	XLB_R_QUIC_CID_UNKNOWN,/* QUIC short header, unknown/unroutable id: Maglev */
+	XLB_R_REDIRECT,        /* encapsulated and redirected to another interface (devmap) */
 	XLB_R_COUNT
 };
 
@@ -134,6 +169,21 @@ enum xdec_reason {
 	XDEC_R_DROP_MALFORMED, /* encapsulated to us, inner header missing or wrong */
 	XDEC_R_COUNT
 };
+
+/* The VIP filter bit of a destination (address words as on the wire, port
+ * big-endian, protocol). Any mix works as long as BPF and the control plane agree. */
+EDGE_INLINE edge_u32 xlb_vip_bit(const edge_u8 *dst16, edge_u16 dport, edge_u8 proto)
+{
+	edge_u32 a, b, c, d, x;
+	__builtin_memcpy(&a, dst16, 4);
+	__builtin_memcpy(&b, dst16 + 4, 4);
+	__builtin_memcpy(&c, dst16 + 8, 4);
+	__builtin_memcpy(&d, dst16 + 12, 4);
+	x = a ^ b ^ c ^ d ^ (((edge_u32)dport << 16) | proto);
+	x ^= x >> 16;
+	x *= 0x9e3779b1U;
+	return x >> 20; /* the top 12 bits: XLB_VIP_FILTER_BITS = 4096 */
+}
 
 /*
  * Per-flow bits for the outer source address (so backends' RSS spreads flows
