@@ -222,10 +222,15 @@ struct synack_in {
 	__u32 cookie;
 	__u16 mss;
 	__u8 family;
+	__u8 ts, sack, ws;  /* options to send (the SYN had them and the config allows) */
+	__u8 wscale;        /* ours */
+	__u32 tsval, tsecr; /* tsval: the timestamp cookie; tsecr: the SYN's TSval (host order) */
 };
 
-/* The 24-byte TCP header of the SYN-ACK (checksum filled). */
-static __always_inline void build_tcp(__u32 *tcp, const struct synack_in *in)
+/* The SYN-ACK's TCP header (20 bytes + options, checksum filled) in tcp[]; returns
+ * its length: 24 (MSS), 36 (MSS, [SACK-permitted,] timestamps) or 40 (+ window scale).
+ * Option layout as Linux writes it (tcp_options_write). */
+static __always_inline __u32 build_tcp(__u32 *tcp, const struct synack_in *in)
 {
 	struct tcphdr *th = (struct tcphdr *)tcp;
 	struct {
@@ -239,65 +244,153 @@ static __always_inline void build_tcp(__u32 *tcp, const struct synack_in *in)
 		__u8 zero, proto;
 		__be16 len;
 	} ph4;
+	__u32 len = 24;
 	__s64 sum;
 
-	__builtin_memset(tcp, 0, 24);
+	__builtin_memset(tcp, 0, 40);
 	th->source = in->dport;
 	th->dest = in->sport;
 	th->seq = bpf_htonl(in->cookie);
 	th->ack_seq = bpf_htonl(bpf_ntohl(in->seq) + 1);
-	th->doff = 6;
 	th->syn = 1;
 	th->ack = 1;
 	th->window = bpf_htons(65535);
-	tcp[5] = bpf_htonl(0x02040000 | in->mss); /* MSS option */
+	tcp[5] = bpf_htonl(0x02040000 | in->mss); /* MSS */
+	if (in->ts) {
+		tcp[6] = bpf_htonl(in->sack ? 0x0402080a : 0x0101080a); /* [SACK-permitted] or NOP NOP, TS */
+		tcp[7] = bpf_htonl(in->tsval);
+		tcp[8] = bpf_htonl(in->tsecr);
+		len = 36;
+		if (in->ws) {
+			tcp[9] = bpf_htonl(0x01030300 | in->wscale); /* NOP, window scale */
+			len = 40;
+		}
+	}
+	th->doff = len / 4;
 	if (in->family == EDGE_FAMILY_V4) {
 		__builtin_memcpy(&ph4.src, in->dst, 4);
 		__builtin_memcpy(&ph4.dst, in->src, 4);
 		ph4.zero = 0;
 		ph4.proto = IPPROTO_TCP;
-		ph4.len = bpf_htons(24);
+		ph4.len = bpf_htons(len);
 		sum = bpf_csum_diff(0, 0, (__be32 *)&ph4, sizeof(ph4), 0);
 	} else {
 		__builtin_memcpy(ph6.src, in->dst, 16);
 		__builtin_memcpy(ph6.dst, in->src, 16);
-		ph6.len = bpf_htonl(24);
+		ph6.len = bpf_htonl(len);
 		ph6.zero[0] = ph6.zero[1] = ph6.zero[2] = 0;
 		ph6.nh = IPPROTO_TCP;
 		sum = bpf_csum_diff(0, 0, (__be32 *)&ph6, sizeof(ph6), 0);
 	}
 	if (sum < 0)
 		sum = 0;
-	sum = bpf_csum_diff(0, 0, tcp, 24, (__u32)sum);
+	if (len == 40)
+		sum = bpf_csum_diff(0, 0, tcp, 40, (__u32)sum);
+	else if (len == 36)
+		sum = bpf_csum_diff(0, 0, tcp, 36, (__u32)sum);
+	else
+		sum = bpf_csum_diff(0, 0, tcp, 24, (__u32)sum);
 	if (sum < 0)
 		sum = 0;
 	th->check = fold((__u64)sum);
+	return len;
+}
+
+/* b[i & 63], with the mask kept where the verifier sees it (the compiler would
+ * otherwise drop it after a range check the verifier does not carry over). */
+static __always_inline __u8 byte_at(const __u8 *b, __u32 i)
+{
+	__u64 x = i;
+
+	asm volatile("%0 &= 63" : "+r"(x));
+	return b[x];
+}
+
+/* The SYN's options the cookie can carry: timestamp (TSval), SACK-permitted, window
+ * scale, walked with bpf_loop (one option per step) so the verifier checks one step,
+ * not every path through 40 of them. */
+struct opt_walk {
+	__u8 buf[64]; /* the whole TCP header of the SYN (thlen bytes) */
+	__u32 thlen, off, tsval;
+	__u8 ts, sack, ws, ws_val;
+};
+
+static long opt_step(__u64 i, void *c)
+{
+	struct opt_walk *w = c;
+	__u32 off = w->off;
+	__u8 kind, len;
+
+	if (off >= w->thlen || off >= 60)
+		return 1;
+	kind = byte_at(w->buf, off);
+	if (kind == 0)
+		return 1;
+	if (kind == 1) {
+		w->off = off + 1;
+		return 0;
+	}
+	if (off + 1 >= w->thlen)
+		return 1;
+	len = byte_at(w->buf, off + 1);
+	if (len < 2 || off + len > w->thlen)
+		return 1;
+	if (kind == 3 && len == 3) {
+		w->ws = 1;
+		w->ws_val = byte_at(w->buf, off + 2);
+	} else if (kind == 4 && len == 2) {
+		w->sack = 1;
+	} else if (kind == 8 && len == 10) {
+		w->ts = 1;
+		w->tsval = (__u32)byte_at(w->buf, off + 2) << 24 | (__u32)byte_at(w->buf, off + 3) << 16 |
+			   (__u32)byte_at(w->buf, off + 4) << 8 | byte_at(w->buf, off + 5);
+	}
+	w->off = off + len;
+	return 0;
+}
+
+/* The kernel's timestamp cookie (cookie_init_timestamp): the time in ms with its low
+ * 6 bits replaced by the options, never ahead of the clock. */
+static __always_inline __u32 ts_cookie(__u32 opts)
+{
+	__u32 now = (__u32)(bpf_ktime_get_ns() / 1000000);
+	__u32 ts = (now & ~63U) | opts;
+
+	if (ts > now)
+		ts -= 64;
+	return ts;
 }
 
 /* Answers the SYN at l3/l4 with a cookie SYN-ACK. Returns the XDP verdict. */
-static __always_inline int answer_syn(struct xdp_md *ctx, const struct edge_parsed *p, struct sfg_dst_stats *st)
+static __always_inline int answer_syn(struct xdp_md *ctx, const struct edge_parsed *p, struct sfg_dst_stats *st,
+				      const struct sfg_config *cfg)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u32 l3 = p->l3_off & 0x3f, l4 = p->l4_off & 0xff;
-	__u8 thbuf[60];
+	struct opt_walk w;
+	__u8 *thbuf = w.buf;
 	struct bpf_sock_tuple tup;
 	struct synack_in in;
 	struct bpf_sock *sk;
 	struct tcphdr *th;
-	__u32 thlen, iphlen, newlen, tcp[6];
+	__u32 thlen, iphlen, newlen, tcplen, tcp[10];
 	__s64 ret;
 
 	__builtin_memset(&tup, 0, sizeof(tup));
 	__builtin_memset(&in, 0, sizeof(in));
-	__builtin_memset(thbuf, 0, sizeof(thbuf));
+	__builtin_memset(&w, 0, sizeof(w));
 	th = data + l4;
 	if ((void *)(th + 1) > data_end)
 		return drop(st, SFG_R_DROP_MALFORMED);
 	thlen = th->doff * 4;
 	if (thlen < 20 || thlen > 60)
 		return drop(st, SFG_R_DROP_MALFORMED);
-	if (bpf_xdp_load_bytes(ctx, l4, thbuf, thlen) != 0)
+	if (thlen == 20) {
+		if (bpf_xdp_load_bytes(ctx, l4, thbuf, 20) != 0)
+			return drop(st, SFG_R_DROP_MALFORMED);
+	} else if (bpf_xdp_load_bytes(ctx, l4, thbuf, thlen & 63) != 0) {
 		return drop(st, SFG_R_DROP_MALFORMED);
+	}
 	in.family = p->key.family;
 	__builtin_memcpy(in.src, p->key.src, 16);
 	__builtin_memcpy(in.dst, p->key.dst, 16);
@@ -350,10 +443,29 @@ static __always_inline int answer_syn(struct xdp_md *ctx, const struct edge_pars
 		return count(SFG_R_PASS_COOKIE_ERROR, XDP_PASS);
 	in.cookie = (__u32)ret;
 	in.mss = (__u16)(ret >> 32);
-	build_tcp(tcp, &in);
+	if (cfg && (cfg->cookie_opts & SFG_O_TS) && thlen > 20) {
+		w.thlen = thlen;
+		w.off = 20;
+		bpf_loop(40, opt_step, &w, 0);
+		if (w.ts) {
+			__u32 opts = 0xf; /* no window scaling */
+			in.ts = 1;
+			in.tsecr = w.tsval;
+			in.sack = w.sack && (cfg->cookie_opts & SFG_O_SACK);
+			in.ws = w.ws && (cfg->cookie_opts & SFG_O_WS);
+			if (in.ws) {
+				opts = w.ws_val > 14 ? 14 : w.ws_val;
+				in.wscale = cfg->wscale > 14 ? 14 : cfg->wscale;
+			}
+			if (in.sack)
+				opts |= 0x10;
+			in.tsval = ts_cookie(opts);
+		}
+	}
+	tcplen = build_tcp(tcp, &in);
 
-	/* Trim (or grow) the frame to L2 + IP + 24 bytes of TCP. */
-	newlen = l3 + iphlen + 24;
+	/* Trim (or grow) the frame to L2 + IP + the SYN-ACK's TCP header. */
+	newlen = l3 + iphlen + tcplen;
 	if (bpf_xdp_adjust_tail(ctx, (int)newlen - (int)bpf_xdp_get_buff_len(ctx)))
 		return drop(st, SFG_R_DROP_MALFORMED);
 	data = (void *)(long)ctx->data;
@@ -369,13 +481,12 @@ static __always_inline int answer_syn(struct xdp_md *ctx, const struct edge_pars
 
 	if (in.family == EDGE_FAMILY_V4) {
 		struct iphdr *ip = data + l3;
-		__u8 *out = data + l3 + 20;
-		if ((void *)(out + 24) > data_end)
+		if ((void *)(ip + 1) > data_end)
 			return drop(st, SFG_R_DROP_MALFORMED);
 		ip->version = 4;
 		ip->ihl = 5;
 		ip->tos = 0;
-		ip->tot_len = bpf_htons(44);
+		ip->tot_len = bpf_htons(20 + tcplen);
 		ip->id = 0;
 		ip->frag_off = bpf_htons(0x4000);
 		ip->ttl = 64;
@@ -385,20 +496,26 @@ static __always_inline int answer_syn(struct xdp_md *ctx, const struct edge_pars
 		__builtin_memcpy(&ip->daddr, in.src, 4);
 		__s64 s = bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0);
 		ip->check = fold(s < 0 ? 0 : (__u64)s);
-		__builtin_memcpy(out, tcp, 24);
 	} else {
 		struct ipv6hdr *ip6 = data + l3;
-		__u8 *out = data + l3 + 40;
-		if ((void *)(out + 24) > data_end)
+		if ((void *)(ip6 + 1) > data_end)
 			return drop(st, SFG_R_DROP_MALFORMED);
 		ip6->priority = 0;
 		ip6->flow_lbl[0] = ip6->flow_lbl[1] = ip6->flow_lbl[2] = 0;
-		ip6->payload_len = bpf_htons(24);
+		ip6->payload_len = bpf_htons(tcplen);
 		ip6->nexthdr = IPPROTO_TCP;
 		ip6->hop_limit = 64;
 		__builtin_memcpy(&ip6->saddr, in.dst, 16);
 		__builtin_memcpy(&ip6->daddr, in.src, 16);
-		__builtin_memcpy(out, tcp, 24);
+	}
+	if (tcplen == 40) {
+		if (bpf_xdp_store_bytes(ctx, l3 + iphlen, tcp, 40) != 0)
+			return drop(st, SFG_R_DROP_MALFORMED);
+	} else if (tcplen == 36) {
+		if (bpf_xdp_store_bytes(ctx, l3 + iphlen, tcp, 36) != 0)
+			return drop(st, SFG_R_DROP_MALFORMED);
+	} else if (bpf_xdp_store_bytes(ctx, l3 + iphlen, tcp, 24) != 0) {
+		return drop(st, SFG_R_DROP_MALFORMED);
 	}
 	if (st)
 		st->cookies++;
@@ -546,7 +663,7 @@ int synflood(struct xdp_md *ctx)
 				return drop(st, SFG_R_DROP_DST_RATE);
 		}
 		if (d->flags & SFG_D_COOKIE)
-			return answer_syn(ctx, &p, st);
+			return answer_syn(ctx, &p, st, cfg);
 		return count(SFG_R_PASS, XDP_PASS);
 	}
 	if ((d->flags & SFG_D_COOKIE) && (flags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) == TCPF_ACK)

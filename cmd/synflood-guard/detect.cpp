@@ -127,6 +127,7 @@ int run_detect(const Options& o, const edge::cli::Globals& g, edge::out::Output&
     Record sum("summary");
     sum.num("frames", st.frames).num("packets", rep.packets).num("bytes", rep.bytes).num("tcp", rep.tcp);
     sum.num("syn", rep.syn).num("syn_ack", rep.syn_ack).num("rst", rep.rst).num("syn_flows", rep.syn_flows);
+    sum.real("flow_sample_rate", rep.flow_sample_rate);
     sum.num("completed", rep.completed).num("destinations", rep.destinations).num("sources", rep.sources);
     sum.real("seconds", rep.seconds).num("floods", static_cast<uint64_t>(rep.floods.size()));
     sum.num("mitigations", static_cast<uint64_t>(rep.mitigations.size()));

@@ -8,6 +8,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -52,6 +54,14 @@ struct GuardConfig {
     bool set_syncookies = true;  // set net.ipv4.tcp_syncookies=1 when it is 0
     std::vector<Prefix> allow, deny;
     std::vector<ProtectCfg> protect;
+    std::string control_socket;  // unix socket for `synflood-guard ctl`
+    std::string metrics;         // ADDR:PORT for Prometheus metrics over HTTP
+    bool cookie_options = true;  // WS/SACK/TS in cookie SYN-ACKs when the kernel can decode them
+    bool set_timestamps = false; // run: set net.ipv4.tcp_timestamps=2 (offset 0) so it can
+    // resolved for the maps (resolve_cookie_options, or set by hand in tests)
+    uint8_t opts_resolved = 0;   // SFG_O_*
+    uint8_t wscale = 0;
+    std::string opts_note;       // why options are off
 };
 
 inline Prefix parse_prefix_at(const edge::config::Table& t, std::string_view key, const std::string& s) {
@@ -74,7 +84,7 @@ inline GuardConfig parse_config(const edge::config::Document& doc) {
     Table root(doc);
     for (auto& [k, v] : root.raw()) {
         std::string key(k.str());
-        static const char* const known[] = {"guard", "protect", "detect", "run", "status", "stats", "block", "unblock", "bench"};
+        static const char* const known[] = {"guard", "protect", "detect", "run", "status", "stats", "block", "unblock", "bench", "ctl"};
         bool table = v.is_table() || (v.is_array() && v.as_array()->is_array_of_tables());
         if (!table || std::find(std::begin(known), std::end(known), key) != std::end(known))
             continue;  // global options and subcommand sections are checked by the CLI
@@ -82,7 +92,11 @@ inline GuardConfig parse_config(const edge::config::Document& doc) {
     }
     if (auto g = root.table("guard")) {
         g->only({"urpf", "src_pps", "src_bps", "factor", "floor_syn_pps", "window_s", "calm_s", "set_syncookies",
-                 "allow", "deny"});
+                 "allow", "deny", "control_socket", "metrics", "cookie_options", "set_timestamps"});
+        if (auto v = g->str("control_socket")) c.control_socket = *v;
+        if (auto v = g->str("metrics")) c.metrics = *v;
+        if (auto v = g->boolean("cookie_options")) c.cookie_options = *v;
+        if (auto v = g->boolean("set_timestamps")) c.set_timestamps = *v;
         if (auto s = g->str("urpf")) {
             if (*s == "off") c.urpf = SFG_URPF_OFF;
             else if (*s == "loose") c.urpf = SFG_URPF_LOOSE;
@@ -204,14 +218,69 @@ inline Prefix key_prefix(const sfg_dst_key& k) {
     return key_prefix(s);
 }
 
-// Writes a whole configuration: global settings, lists, protected destinations
-// (ids in config order). Entries are written with their initial mode.
-inline void apply(const Maps& m, const GuardConfig& c) {
-    uint32_t zero = 0;
+inline std::string read_proc(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return {};
+    char buf[256] = {};
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    std::string s(buf, n);
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// The window scale the kernel gives a connection built from a cookie ACK
+// (tcp_select_initial_window): clamp(ilog2(max(tcp_rmem[2], rmem_max)) - 15, 0, 14).
+inline uint8_t kernel_wscale(uint64_t tcp_rmem_max, uint64_t rmem_max) {
+    uint64_t space = std::max(tcp_rmem_max, rmem_max);
+    int l = space ? 63 - __builtin_clzll(space) : 0;
+    return static_cast<uint8_t>(std::clamp(l - 15, 0, 14));
+}
+
+// Which TCP options the cookie SYN-ACKs may carry here, from the sysctls of this
+// network namespace (see SFG_O_* in edge/guard.h).
+inline void resolve_cookie_options(GuardConfig& c) {
+    c.opts_resolved = 0;
+    c.opts_note.clear();
+    if (!c.cookie_options) {
+        c.opts_note = "cookie_options = false";
+        return;
+    }
+    std::string ts = read_proc("/proc/sys/net/ipv4/tcp_timestamps");
+    if (ts != "2") {
+        c.opts_note = ts == "0" ? "net.ipv4.tcp_timestamps=0"
+                                : "net.ipv4.tcp_timestamps=" + ts +
+                                      " adds a secret per-connection offset the guard cannot compute; set it to 2 "
+                                      "(or set_timestamps = true) for window scaling, SACK and timestamps";
+        return;
+    }
+    c.opts_resolved = SFG_O_TS;
+    if (read_proc("/proc/sys/net/ipv4/tcp_sack") != "0") c.opts_resolved |= SFG_O_SACK;
+    if (read_proc("/proc/sys/net/ipv4/tcp_window_scaling") != "0") {
+        c.opts_resolved |= SFG_O_WS;
+        std::string rmem = read_proc("/proc/sys/net/ipv4/tcp_rmem");
+        uint64_t a = 0, b = 0, tmax = 0;
+        std::sscanf(rmem.c_str(), "%lu %lu %lu", &a, &b, &tmax);
+        uint64_t rmax = std::strtoull(read_proc("/proc/sys/net/core/rmem_max").c_str(), nullptr, 10);
+        c.wscale = kernel_wscale(tmax, rmax);
+    }
+}
+
+inline sfg_config config_value(const GuardConfig& c) {
     sfg_config cfg{};
     cfg.src_pps = c.src_pps;
     cfg.src_Bps = c.src_bps / 8;
     cfg.urpf = c.urpf;
+    cfg.cookie_opts = c.opts_resolved;
+    cfg.wscale = c.wscale;
+    return cfg;
+}
+
+// Writes a whole configuration: global settings, lists, protected destinations
+// (ids in config order). Entries are written with their initial mode.
+inline void apply(const Maps& m, const GuardConfig& c) {
+    uint32_t zero = 0;
+    sfg_config cfg = config_value(c);
     check(bpf_map_update_elem(m.config, &zero, &cfg, BPF_ANY), "writing sfg_config");
     uint32_t one = 1;
     for (auto& p : c.allow) {

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
     tool.choices(run->add_option("--mode", o.mode, "XDP mode: auto (native, else generic with a warning), native or generic"),
                  {"auto", "native", "generic"});
     run->add_option("--interval", o.interval, "Seconds between counter reads")->check(CLI::Range(0.1, 60.0));
+    tool.file(run->add_option("--control-socket", o.control_socket,
+                              "Unix socket for 'synflood-guard ctl' (overrides [guard] control_socket)"));
+    run->add_option("--metrics", o.metrics, "Serve Prometheus metrics over HTTP on ADDR:PORT (overrides [guard] metrics)");
 
     auto* status = tool.command("status", "Protected destinations, their mode and thresholds on an interface",
                                 with(run_status));
@@ -67,6 +70,18 @@ int main(int argc, char** argv) {
     auto* unblock = tool.command("unblock", "Remove a source prefix from the deny list", with(run_unblock));
     iface(unblock, "Interface the guard runs on");
     unblock->add_option("prefix", o.prefix, "Source prefix given to block")->required();
+
+    auto* ctl = tool.command("ctl", "Talk to a running guard: status, stats, block PREFIX, unblock PREFIX, reload, metrics",
+                             with(run_ctl));
+    tool.file(ctl->add_option("-s,--socket", o.socket, "The guard's control socket (run --control-socket)"))->required();
+    ctl->add_option("command", o.words, "Command and its arguments")->required();
+
+    auto* bench = tool.command("bench",
+                               "ns/packet of the XDP guard with BPF_PROG_TEST_RUN beside a null XDP program (needs root)",
+                               with(run_bench));
+    bench->add_option("--repeat", o.repeat, "Runs per hot measurement")->check(CLI::Range(1000, 100000000));
+    bench->add_option("--rounds", o.rounds, "Alternating rounds; medians are reported")->check(CLI::Range(1, 101));
+    bench->add_option("--singles", o.singles, "Single runs per round for the cookie path")->check(CLI::Range(10, 1000000));
 
     return tool.run(argc, argv);
 }

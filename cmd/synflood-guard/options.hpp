@@ -28,6 +28,14 @@ struct Options {
     double watch = 0;           // stats -w SECONDS
     double interval = 1;        // run: seconds between counter reads
     std::string prefix;         // block / unblock
+    std::string control_socket; // run: unix socket for ctl
+    std::string metrics;        // run: ADDR:PORT for Prometheus metrics
+    std::string socket;         // ctl -s
+    std::vector<std::string> words;  // ctl COMMAND...
+    // bench
+    int repeat = 1000000;       // hot runs per measurement
+    int rounds = 9;             // alternating rounds
+    int singles = 2000;         // single runs per round (cookie path)
 };
 
 int run_detect(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
@@ -36,5 +44,7 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
 int run_stats(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
 int run_block(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
 int run_unblock(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_ctl(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
+int run_bench(const Options& o, const edge::cli::Globals& g, edge::out::Output& out);
 
 }  // namespace sfg

@@ -5,23 +5,12 @@
 #include <cstring>
 #include <map>
 
-#include "hash/flow_hash.hpp"
 #include "net/flow.hpp"
-
-template <>
-struct std::hash<edge::net::Prefix> {
-    size_t operator()(const edge::net::Prefix& p) const noexcept {
-        return edge::net::IpAddrHash{}(p.addr()) ^ static_cast<size_t>(p.length()) * 0x9e3779b97f4a7c15ULL;
-    }
-};
 
 namespace edge::detect {
 
 namespace {
-uint64_t mix(const net::IpAddr& a) noexcept {
-    uint64_t w[2];
-    std::memcpy(w, a.raw().data(), 16);
-    uint64_t x = w[0] * 0x9e3779b97f4a7c15ULL ^ (w[1] + 0x632be59bd9b4e019ULL) ^ static_cast<uint64_t>(a.family());
+inline uint64_t fmix(uint64_t x) noexcept {
     x ^= x >> 31;
     x *= 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 27;
@@ -30,11 +19,53 @@ uint64_t mix(const net::IpAddr& a) noexcept {
     return x;
 }
 
+// A fingerprint of a TCP flow key (not the SipHash flow hash: no key needed here, and
+// 64 bits make a collision among millions of flows unlikely enough for statistics).
+inline uint64_t flow_fp(const edge_flow_key& k) noexcept {
+    uint64_t w[5];
+    std::memcpy(w, &k, sizeof w);
+    uint64_t x = w[0] * 0x9e3779b97f4a7c15ULL ^ w[2] * 0xc2b2ae3d27d4eb4fULL ^ w[4] * 0x165667b19e3779f9ULL;
+    if (k.family != EDGE_FAMILY_V4) x ^= w[1] * 0x27d4eb2f165667c5ULL ^ w[3] * 0x94d049bb133111ebULL;
+    x = fmix(x);
+    return (x & ~uint64_t{3}) ? x & ~uint64_t{3} : 4;
+}
+
+// The address with the bits after `len` cleared (a /len prefix's network address).
+net::IpAddr masked_addr(const net::IpAddr& a, int len) noexcept {
+    std::array<uint8_t, 16> raw = a.raw();
+    int n = a.is_v4() ? 4 : 16;
+    for (int i = 0; i < n; i++) {
+        int keep = std::clamp(len - 8 * i, 0, 8);
+        raw[static_cast<size_t>(i)] &= static_cast<uint8_t>(0xff00 >> keep);
+    }
+    return a.is_v4() ? net::IpAddr::v4(std::array<uint8_t, 4>{raw[0], raw[1], raw[2], raw[3]}) : net::IpAddr::v6(raw);
+}
+
 constexpr size_t kMaxTracked = 4096;  // per-destination source / prefix tables (heavy hitters)
 }  // namespace
 
-void DistinctCounter::add(const net::IpAddr& a) noexcept {
-    uint64_t h = mix(a);
+uint64_t addr_hash(const net::IpAddr& a) noexcept {
+    uint64_t w[2];
+    std::memcpy(w, a.raw().data(), 16);
+    return fmix(w[0] * 0x9e3779b97f4a7c15ULL ^ (w[1] + 0x632be59bd9b4e019ULL) ^ static_cast<uint64_t>(a.family()));
+}
+
+template <typename V>
+void AddrTable<V>::grow() {
+    reset(items_.size() * 2);
+    for (size_t n = 0; n < items_.size(); n++) {
+        uint64_t h = addr_hash(items_[n].addr);
+        size_t i = h & mask_;
+        while (slots_[i]) i = (i + 1) & mask_;
+        slots_[i] = uint64_t{static_cast<uint32_t>(h >> 32)} << 32 | (n + 1);
+    }
+}
+template class AddrTable<uint64_t>;
+template class AddrTable<uint32_t>;
+
+void DistinctCounter::add(const net::IpAddr& a) noexcept { add_hash(addr_hash(a)); }
+
+void DistinctCounter::add_hash(uint64_t h) noexcept {
     size_t idx = h >> 52;  // 12 bits
     uint64_t rest = (h << 12) | (1ULL << 11);
     uint8_t rank = static_cast<uint8_t>(__builtin_clzll(rest) + 1);
@@ -66,38 +97,88 @@ double median(std::vector<uint32_t> v) {
 }
 
 struct SynFloodDetector::Dst {
+    net::IpAddr addr;
     uint64_t syn = 0, syn_flows = 0, syn_ack = 0, completed = 0, syn_bytes = 0;
     std::vector<uint32_t> sec_syn, sec_syn_ack;
     std::vector<uint64_t> sec_bytes;
     std::unordered_map<uint16_t, uint64_t> ports;
-    std::unordered_map<net::IpAddr, uint64_t> sources;   // capped at kMaxTracked keys
-    std::unordered_map<net::Prefix, uint64_t> prefixes;  // capped too
+    AddrTable<uint64_t> sources;   // capped at kMaxTracked keys
+    AddrTable<uint64_t> prefixes;  // network addresses of the /prefix4 or /prefix6; capped too
     std::array<uint32_t, 256> ttl{};
     DistinctCounter distinct;
 };
 
-struct SynFloodDetector::Src {
-    uint64_t syn = 0, syn_flows = 0, completed = 0, bytes = 0;
-    uint32_t cur_sec = 0, cur = 0, peak = 0;
-    uint32_t first_sec = 0, last_sec = 0;
-    uint32_t peak_sec = 0;
-    net::IpAddr last_dst;
-};
-
-
-SynFloodDetector::SynFloodDetector(SynFloodParams p) : p_(std::move(p)), flows_(1 << 12) {}
-SynFloodDetector::~SynFloodDetector() = default;
-
-SynFloodDetector::Dst& SynFloodDetector::dst(const net::IpAddr& a) {
-    if (last_dst_ && last_dst_addr_ == a) return *last_dst_;
-    auto& slot = dsts_[a];
-    if (!slot) slot = std::make_unique<Dst>();
-    last_dst_ = slot.get();
-    last_dst_addr_ = a;
-    return *slot;
+SynFloodDetector::SynFloodDetector(SynFloodParams p) : p_(std::move(p)), srcs_(1 << 10) {
+    promote_ = static_cast<uint32_t>(std::clamp(p_.src_floor_pps / 4, 1.0, 64.0));
 }
 
-SynFloodDetector::Src& SynFloodDetector::src(const net::IpAddr& a) { return srcs_[a]; }
+uint32_t SynFloodDetector::SrcSketch::add(uint64_t h, uint32_t now) {
+    if (now != sec) {
+        std::fill(c.begin(), c.end(), 0);
+        sec = now;
+    }
+    size_t i[4];
+    uint32_t m = UINT32_MAX;
+    for (size_t r = 0; r < 4; r++) {
+        i[r] = r * 8192 + ((h >> (13 * r)) & 8191);
+        m = std::min<uint32_t>(m, c[i[r]]);
+    }
+    if (m < 65535) m++;
+    for (size_t r = 0; r < 4; r++)
+        if (c[i[r]] < m) c[i[r]] = static_cast<uint16_t>(m);
+    return m;
+}
+SynFloodDetector::~SynFloodDetector() = default;
+
+uint32_t SynFloodDetector::dst_index(const net::IpAddr& a, uint64_t h) {
+    if (last_dst_ != UINT32_MAX && last_dst_addr_ == a) return last_dst_;
+    uint32_t* slot = dsts_.get(a, h);
+    if (!*slot) {
+        dst_list_.push_back(std::make_unique<Dst>());
+        dst_list_.back()->addr = a;
+        *slot = static_cast<uint32_t>(dst_list_.size());
+    }
+    last_dst_ = *slot - 1;
+    last_dst_addr_ = a;
+    return last_dst_;
+}
+
+uint64_t* SynFloodDetector::FlowSet::get(uint64_t fp, bool insert) {
+    if (!kept(fp)) return nullptr;
+    size_t mask = slots_.size() - 1;
+    size_t i = (fp >> 2) & mask;
+    while (uint64_t s = slots_[i]) {
+        if ((s & ~uint64_t{3}) == fp) return &slots_[i];
+        i = (i + 1) & mask;
+    }
+    if (!insert) return nullptr;
+    if ((size_ + 1) * 2 > slots_.size()) {
+        if (size_ + 1 > kMaxFlows) {
+            level_++;  // keep half of the flows from now on
+            rebuild(slots_.size());
+        } else {
+            rebuild(slots_.size() * 2);
+        }
+        return get(fp, true);
+    }
+    slots_[i] = fp;
+    size_++;
+    return &slots_[i];
+}
+
+void SynFloodDetector::FlowSet::rebuild(size_t nslots) {
+    std::vector<uint64_t> old(nslots, 0);
+    old.swap(slots_);
+    size_t mask = slots_.size() - 1;
+    size_ = 0;
+    for (uint64_t s : old) {
+        if (!s || !kept(s & ~uint64_t{3})) continue;
+        size_t i = ((s & ~uint64_t{3}) >> 2) & mask;
+        while (slots_[i]) i = (i + 1) & mask;
+        slots_[i] = s;
+        size_++;
+    }
+}
 
 uint32_t SynFloodDetector::second(int64_t ts_us) {
     if (t0_ < 0) t0_ = ts_us;
@@ -122,77 +203,78 @@ void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_le
     using TF = net::TcpFlags;
     if ((f & TF::syn) && !(f & (TF::ack | TF::rst))) {
         r_.syn++;
-        Dst& d = dst(p.dst);
+        const uint64_t hs = addr_hash(p.src);
+        uint32_t di = dst_index(p.dst, addr_hash(p.dst));
+        Dst& d = *dst_list_[di];
         d.syn++;
         d.syn_bytes += wire_len;
         bump(d.sec_syn, sec);
         bump(d.sec_bytes, sec, wire_len);
         d.ports[p.dport]++;
         d.ttl[p.ttl]++;
-        d.distinct.add(p.src);
-        if (auto it = d.sources.find(p.src); it != d.sources.end()) it->second++;
-        else if (d.sources.size() < kMaxTracked) d.sources.emplace(p.src, 1);
-        auto pfx = *net::Prefix::masked(p.src, p.src.is_v4() ? p_.prefix4 : p_.prefix6);
-        if (auto it = d.prefixes.find(pfx); it != d.prefixes.end()) it->second++;
-        else if (d.prefixes.size() < kMaxTracked) d.prefixes.emplace(pfx, 1);
-        Src& s = src(p.src);
-        if (s.syn == 0) s.first_sec = s.cur_sec = sec;
-        s.syn++;
-        s.bytes += wire_len;
-        s.last_dst = p.dst;
-        s.last_sec = sec;
-        if (sec != s.cur_sec) {
-            s.cur_sec = sec;
-            s.cur = 0;
+        d.distinct.add_hash(hs);
+        if (uint64_t* c = d.sources.get(p.src, hs, kMaxTracked)) ++*c;
+        net::IpAddr net = masked_addr(p.src, p.src.is_v4() ? p_.prefix4 : p_.prefix6);
+        if (uint64_t* c = d.prefixes.get(net, addr_hash(net), kMaxTracked)) ++*c;
+        all_sources_.add_hash(hs);
+        Src* s = srcs_.find(p.src, hs);
+        if (!s && sketch_.add(hs, sec) >= promote_) {
+            // Busy within this second: exact from here on, starting from the
+            // SYNs the sketch saw this second (at most promote_).
+            s = srcs_.get(p.src, hs);
+            s->first_sec = s->cur_sec = sec;
+            s->syn = s->syn_flows = s->cur = s->peak = promote_ - 1;
         }
-        if (++s.cur > s.peak) {
-            s.peak = s.cur;
-            s.peak_sec = sec;
+        uint32_t new_flow = 0;
+        uint64_t* fs = flows_.get(flow_fp(p.key), true);
+        if (fs && !(*fs & 1)) {
+            *fs |= 1;
+            new_flow = flows_.weight();
+            d.syn_flows += new_flow;
+            r_.syn_flows += new_flow;
         }
-        bool inserted;
-        FlowState& fs = flows_.get(p.key, hash::flow_hash(p.key), inserted);
-        if (!(fs.bits & 1)) {
-            fs.bits |= 1;
-            d.syn_flows++;
-            s.syn_flows++;
-            r_.syn_flows++;
+        if (s) {
+            s->syn++;
+            s->syn_flows += new_flow;
+            s->last_dst = di;
+            s->last_sec = sec;
+            if (sec != s->cur_sec) {
+                s->cur_sec = sec;
+                s->cur = 0;
+            }
+            if (++s->cur > s->peak) s->peak = s->cur;
         }
         return;
     }
     if ((f & TF::syn) && (f & TF::ack)) {
         r_.syn_ack++;
-        Dst& d = dst(p.src);  // the server answers
+        Dst& d = *dst_list_[dst_index(p.src, addr_hash(p.src))];  // the server answers
         d.syn_ack++;
         bump(d.sec_syn_ack, sec);
-        edge_flow_key rk = net::make_flow_key(p.dst, p.dport, p.src, p.sport, net::kProtoTcp);
-        bool inserted;
-        FlowState& fs = flows_.get(rk, hash::flow_hash(rk), inserted);
-        fs.bits |= 2;
         return;
     }
     if (f & TF::rst) {
         r_.rst++;
         return;
     }
-    if (f & TF::ack) {
-        bool inserted;
-        FlowState& fs = flows_.get(p.key, hash::flow_hash(p.key), inserted);
-        if ((fs.bits & 1) && !(fs.bits & 4)) {
-            fs.bits |= 4;
-            r_.completed++;
-            dst(p.dst).completed++;
-            auto it = srcs_.find(p.src);
-            if (it != srcs_.end()) it->second.completed++;
+    if ((f & TF::ack) && flows_.size()) {
+        uint64_t* fs = flows_.get(flow_fp(p.key), false);
+        if (fs && (*fs & 1) && !(*fs & 2)) {
+            *fs |= 2;
+            const uint32_t w = flows_.weight();
+            r_.completed += w;
+            dst_list_[dst_index(p.dst, addr_hash(p.dst))]->completed += w;
+            if (Src* s = srcs_.find(p.src, addr_hash(p.src))) s->completed += w;
         }
     }
 }
 
 namespace {
-template <typename K>
-std::vector<Count> top_of(const std::unordered_map<K, uint64_t>& m, size_t n) {
+template <typename Name>
+std::vector<Count> top_of(const AddrTable<uint64_t>& m, size_t n, Name&& name) {
     std::vector<std::pair<uint64_t, std::string>> v;
     v.reserve(m.size());
-    for (auto& [k, c] : m) v.push_back({c, k.to_string()});
+    for (auto& e : m.entries()) v.push_back({e.value, name(e.addr)});
     size_t k = std::min(n, v.size());
     std::partial_sort(v.begin(), v.begin() + static_cast<long>(k), v.end(),
                       [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
@@ -218,12 +300,14 @@ double ratio(uint64_t a, uint64_t b) { return b ? static_cast<double>(a) / stati
 SynReport SynFloodDetector::finish() {
     SynReport r = r_;
     r.destinations = dsts_.size();
-    r.sources = srcs_.size();
+    r.flow_sample_rate = 1.0 / flows_.weight();
+    r.sources = static_cast<uint64_t>(std::llround(all_sources_.estimate()));
     uint32_t nsec = t0_ < 0 ? 0 : static_cast<uint32_t>((tmax_ - t0_) / 1000000) + 1;
     r.seconds = t0_ < 0 ? 0 : static_cast<double>(tmax_ - t0_) / 1e6;
 
-    for (auto& [addr, dp] : dsts_) {
+    for (auto& dp : dst_list_) {
         Dst& d = *dp;
+        const net::IpAddr& addr = d.addr;
         if (!d.syn) continue;
         std::vector<uint32_t> series(d.sec_syn);
         series.resize(nsec, 0);
@@ -273,8 +357,10 @@ SynReport SynFloodDetector::finish() {
             if (d.ttl[t]) fl.ttl_distinct++;
         }
         fl.ttl_stdev = std::sqrt(var / double(d.syn));
-        fl.top_sources = top_of(d.sources, p_.top);
-        fl.top_prefixes = top_of(d.prefixes, p_.top);
+        fl.top_sources = top_of(d.sources, p_.top, [](const net::IpAddr& a) { return a.to_string(); });
+        fl.top_prefixes = top_of(d.prefixes, p_.top, [&](const net::IpAddr& a) {
+            return net::Prefix::masked(a, a.is_v4() ? p_.prefix4 : p_.prefix6)->to_string();
+        });
         fl.top_source_share = fl.top_sources.empty() ? 0 : ratio(fl.top_sources[0].syn, d.syn);
         if (fl.distinct_sources >= 256 && fl.sources_per_syn >= 0.3) fl.spoofing_signs.push_back("many_sources");
         if (fl.ttl_distinct >= 32 && fl.ttl_stdev >= 16) fl.spoofing_signs.push_back("ttl_spread");
@@ -290,17 +376,17 @@ SynReport SynFloodDetector::finish() {
 
     // Single sources flooding on their own.
     std::vector<Flood> by_src;
-    for (auto& [addr, s] : srcs_) {
+    for (auto& e : srcs_.entries()) {
+        const net::IpAddr& addr = e.addr;
+        const Src& s = e.value;
         if (s.peak < p_.src_floor_pps) continue;
         double completion = ratio(s.completed, s.syn_flows);
         if (completion >= p_.max_completion) continue;
         Flood fl;
         fl.kind = "source";
         fl.src = addr;
-        fl.dst = s.last_dst;
-        if (auto it = dsts_.find(s.last_dst); it != dsts_.end()) {
-            fl.dst_ports = flooded_ports(it->second->ports);
-        }
+        fl.dst = dst_list_[s.last_dst]->addr;
+        fl.dst_ports = flooded_ports(dst_list_[s.last_dst]->ports);
         fl.start_us = t0_ + int64_t(s.first_sec) * 1000000;
         fl.end_us = t0_ + int64_t(s.last_sec + 1) * 1000000;
         fl.start_s = s.first_sec;
@@ -359,7 +445,7 @@ SynReport SynFloodDetector::finish() {
     }
 
     for (size_t i = 0; i < ndst; i++) {
-        const Dst& d = *dsts_.at(r.floods[i].dst);
+        const Dst& d = *dst_list_[*dsts_.find(r.floods[i].dst, addr_hash(r.floods[i].dst)) - 1];
         for (uint32_t s = 0; s < nsec; s++) {
             SecondRow row;
             row.dst = r.floods[i].dst;

@@ -14,6 +14,8 @@
 // (a flash crowd completes its handshakes, a flood does not).
 #pragma once
 #include <array>
+#include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,7 +24,6 @@
 #include <vector>
 
 #include "edge/flow.h"
-#include "flows/flow_map.hpp"
 #include "net/addr.hpp"
 #include "net/packet.hpp"
 
@@ -32,6 +33,7 @@ namespace edge::detect {
 class DistinctCounter {
 public:
     void add(const net::IpAddr& a) noexcept;
+    void add_hash(uint64_t h) noexcept;  // h = addr_hash(address)
     double estimate() const noexcept;
 
 private:
@@ -98,11 +100,72 @@ struct SecondRow {
 struct SynReport {
     uint64_t packets = 0, bytes = 0, tcp = 0, syn = 0, syn_ack = 0, rst = 0, completed = 0;
     uint64_t destinations = 0, sources = 0, syn_flows = 0;
+    double flow_sample_rate = 1;  // < 1: syn_flows / completed estimated from sampled flows
     double seconds = 0;
     std::vector<Flood> floods;  // destinations first, by peak rate
     std::vector<Mitigation> mitigations;
     std::vector<SecondRow> series;  // per second for every flooded destination
 };
+
+// Open addressing over addresses, for millions of (spoofed) sources: 8-byte slots
+// (32-bit hash tag + index) over a dense vector of entries. No per-entry allocation.
+template <typename V>
+class AddrTable {
+public:
+    struct Entry {
+        net::IpAddr addr;
+        V value{};
+    };
+    explicit AddrTable(size_t initial = 64) { reset(initial); }
+    // The entry of `a` (hash h), inserted when missing unless the table holds `cap`
+    // entries already (then nullptr).
+    V* get(const net::IpAddr& a, uint64_t h, size_t cap = SIZE_MAX) {
+        size_t i = h & mask_;
+        const uint32_t tag = static_cast<uint32_t>(h >> 32);
+        while (uint64_t s = slots_[i]) {
+            if (static_cast<uint32_t>(s >> 32) == tag) {
+                Entry& e = items_[static_cast<uint32_t>(s) - 1];
+                if (e.addr == a) return &e.value;
+            }
+            i = (i + 1) & mask_;
+        }
+        if (items_.size() >= cap) return nullptr;
+        items_.push_back(Entry{a, V{}});
+        slots_[i] = uint64_t{tag} << 32 | items_.size();
+        if (items_.size() * 2 > slots_.size()) grow();
+        return &items_.back().value;
+    }
+    V* find(const net::IpAddr& a, uint64_t h) {
+        size_t i = h & mask_;
+        const uint32_t tag = static_cast<uint32_t>(h >> 32);
+        while (uint64_t s = slots_[i]) {
+            if (static_cast<uint32_t>(s >> 32) == tag) {
+                Entry& e = items_[static_cast<uint32_t>(s) - 1];
+                if (e.addr == a) return &e.value;
+            }
+            i = (i + 1) & mask_;
+        }
+        return nullptr;
+    }
+    size_t size() const noexcept { return items_.size(); }
+    const std::vector<Entry>& entries() const noexcept { return items_; }
+    std::vector<Entry>& entries() noexcept { return items_; }
+
+private:
+    void reset(size_t cap) {
+        size_t c = 16;
+        while (c < cap * 2) c <<= 1;
+        slots_.assign(c, 0);
+        mask_ = c - 1;
+    }
+    void grow();
+    std::vector<uint64_t> slots_;
+    std::vector<Entry> items_;
+    size_t mask_ = 0;
+};
+
+// The hash AddrTable and DistinctCounter use (a 64-bit mix of family and address).
+uint64_t addr_hash(const net::IpAddr& a) noexcept;
 
 class SynFloodDetector {
 public:
@@ -113,21 +176,57 @@ public:
 
 private:
     struct Dst;
-    struct Src;
-    struct FlowState {
-        uint8_t bits = 0;  // 1 SYN, 2 SYN-ACK, 4 completed
+    struct Src {
+        uint32_t syn = 0, syn_flows = 0, completed = 0;
+        uint32_t cur_sec = 0, cur = 0, peak = 0;
+        uint32_t first_sec = 0, last_sec = 0;
+        uint32_t last_dst = 0;  // index in dst_list_
     };
-    Dst& dst(const net::IpAddr& a);
-    Src& src(const net::IpAddr& a);
+    // Flows seen with a SYN: 64-bit fingerprints of the flow key (the low two bits
+    // hold the state: 1 SYN seen, 2 handshake completed); 0 = empty slot. Exact up
+    // to kMaxFlows flows; beyond, flows are sampled (a flow is kept when the top
+    // `level` bits of its fingerprint are 0, half of them per level) and counts made
+    // from kept flows weigh 2^level, so the table stays cache-sized under a flood.
+    class FlowSet {
+    public:
+        static constexpr size_t kMaxFlows = size_t{1} << 16;
+        FlowSet() { slots_.assign(4096, 0); }
+        // nullptr: not sampled at the current level (or absent and !insert).
+        uint64_t* get(uint64_t fp, bool insert);
+        size_t size() const noexcept { return size_; }
+        uint32_t weight() const noexcept { return 1u << level_; }
+        unsigned level() const noexcept { return level_; }
+
+    private:
+        bool kept(uint64_t fp) const noexcept { return level_ == 0 || (fp >> (64 - level_)) == 0; }
+        void rebuild(size_t nslots);
+        std::vector<uint64_t> slots_;
+        size_t size_ = 0;
+        unsigned level_ = 0;
+    };
+    // Per-second SYN counts by source, approximate (count-min with conservative
+    // update, 4 x 8192 counters, cleared every second): a source gets an exact
+    // entry in srcs_ only once it sends `promote_` SYNs within one second, so a
+    // spoofed flood of millions of one-SYN sources costs no per-source memory.
+    struct SrcSketch {
+        std::vector<uint16_t> c = std::vector<uint16_t>(4 * 8192, 0);
+        uint32_t sec = UINT32_MAX;
+        uint32_t add(uint64_t h, uint32_t now);
+    };
+    uint32_t dst_index(const net::IpAddr& a, uint64_t h);
     uint32_t second(int64_t ts_us);
 
     SynFloodParams p_;
     int64_t t0_ = -1, tmax_ = 0;
-    std::unordered_map<net::IpAddr, std::unique_ptr<Dst>> dsts_;
-    std::unordered_map<net::IpAddr, Src> srcs_;
-    Dst* last_dst_ = nullptr;
+    AddrTable<uint32_t> dsts_;                 // address -> index + 1 in dst_list_
+    std::vector<std::unique_ptr<Dst>> dst_list_;
+    uint32_t last_dst_ = UINT32_MAX;
     net::IpAddr last_dst_addr_;
-    flows::FlowMap<FlowState> flows_;
+    AddrTable<Src> srcs_;
+    SrcSketch sketch_;
+    uint32_t promote_ = 1;
+    DistinctCounter all_sources_;
+    FlowSet flows_;
     SynReport r_;
 };
 

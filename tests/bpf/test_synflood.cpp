@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 
 #include "../../cmd/synflood-guard/guard.hpp"
@@ -346,4 +347,122 @@ TEST_CASE("malformed packets to a protected destination drop; not-IP passes") {
     arp[13] = 0x06;
     CHECK(g.run(arp).retval == XDP_PASS);
     CHECK(g.reason(SFG_R_PASS_NOT_IP) == 1);
+}
+
+namespace {
+uint32_t mono_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000);
+}
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
+// A guard whose cookie SYN-ACKs may carry timestamps, SACK and window scale `ws`.
+struct OptGuard : Guard {
+    explicit OptGuard(uint8_t opts = SFG_O_TS | SFG_O_SACK | SFG_O_WS, uint8_t ws = 9) {
+        cfg.opts_resolved = opts;
+        cfg.wscale = ws;
+        sfg::apply(maps, cfg);
+    }
+};
+}  // namespace
+
+TEST_CASE("cookie SYN-ACK options: MSS, SACK-permitted, timestamp cookie, window scale, byte for byte") {
+    OptGuard g;
+    // SYN: MSS 1460, SACK-permitted, TS (TSval 1), NOP, WS 7
+    uint32_t before = mono_ms();
+    auto r = g.run(syn4("10.1.0.5", 40000, "10.1.0.1", 8080, 1000));
+    uint32_t after = mono_ms();
+    REQUIRE(r.retval == XDP_TX);
+    REQUIRE(r.data.size() == 14 + 20 + 40);
+    Packet p = parse_packet(r.data, LinkType::ethernet);
+    REQUIRE(p.ok());
+    CHECK(p.ip_checksum_ok);
+    CHECK(p.l4_checksum_ok);
+    const uint8_t* opt = r.data.data() + 14 + 20 + 20;
+    uint16_t mss = uint16_t(opt[2] << 8 | opt[3]);
+    uint32_t tsval = be32(opt + 8);
+    // The kernel's timestamp cookie: low 6 bits = the client's wscale (7) | SACK (0x10),
+    // the rest the clock in ms, never ahead of it.
+    CHECK((tsval & 63) == (7 | 0x10));
+    CHECK(tsval <= after);
+    CHECK(tsval + 64 + 5 >= before);
+    std::vector<uint8_t> want_opts = {2, 4, uint8_t(mss >> 8), uint8_t(mss),
+                                      4, 2, 8, 10, uint8_t(tsval >> 24), uint8_t(tsval >> 16), uint8_t(tsval >> 8), uint8_t(tsval),
+                                      0, 0, 0, 1,  // TSecr = the SYN's TSval
+                                      1, 3, 3, 9};  // NOP, our window scale
+    Bytes want = PacketBuilder().eth(kServerMac, kClientMac).ipv4(ip("10.1.0.1"), ip("10.1.0.5")).ttl(64).ip_id(0)
+                     .dont_fragment().tcp(8080, 40000).flags(TcpFlags::syn | TcpFlags::ack).seq(p.tcp_seq).ack(1001)
+                     .window(65535).tcp_options(want_opts).build();
+    CHECK(r.data == want);
+    // The client's ACK echoes our TSval; the cookie (in the sequence number) validates.
+    Bytes ack = PacketBuilder().eth(kClientMac, kServerMac).ipv4(ip("10.1.0.5"), ip("10.1.0.1")).tcp(40000, 8080)
+                    .flags(TcpFlags::ack).seq(1001).ack(p.tcp_seq + 1)
+                    .tcp_options({1, 1, 8, 10, 0, 0, 0, 2, uint8_t(tsval >> 24), uint8_t(tsval >> 16), uint8_t(tsval >> 8), uint8_t(tsval)})
+                    .build();
+    CHECK(g.run(ack).retval == XDP_PASS);
+    CHECK(g.reason(SFG_R_COOKIE_ACK_OK) == 1);
+}
+
+TEST_CASE("cookie SYN-ACK options follow the SYN and the configuration") {
+    SUBCASE("timestamps only: NOP NOP TS, no SACK, wscale bits 0xf (none)") {
+        OptGuard g;
+        auto r = g.run(syn4("10.1.0.5", 40001, "10.1.0.1", 8080, 5, {2, 4, 5, 0xb4, 1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0}));
+        REQUIRE(r.retval == XDP_TX);
+        REQUIRE(r.data.size() == 14 + 20 + 36);
+        const uint8_t* opt = r.data.data() + 54;
+        CHECK(std::vector<uint8_t>(opt + 4, opt + 8) == std::vector<uint8_t>{1, 1, 8, 10});
+        CHECK((be32(opt + 8) & 63) == 0xf);
+        CHECK(be32(opt + 12) == 0x1234);
+        CHECK(parse_packet(r.data, LinkType::ethernet).l4_checksum_ok);
+    }
+    SUBCASE("no timestamp in the SYN: MSS only (the cookie cannot carry WS or SACK)") {
+        OptGuard g;
+        auto r = g.run(syn4("10.1.0.5", 40002, "10.1.0.1", 8080, 5, {2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0}));
+        REQUIRE(r.retval == XDP_TX);
+        CHECK(r.data.size() == 14 + 20 + 24);
+        CHECK(parse_packet(r.data, LinkType::ethernet).l4_checksum_ok);
+    }
+    SUBCASE("a window scale over 14 is encoded as 14, as the kernel clamps it") {
+        OptGuard g;
+        auto r = g.run(syn4("10.1.0.5", 40003, "10.1.0.1", 8080, 5,
+                            {2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 15}));
+        REQUIRE(r.retval == XDP_TX);
+        REQUIRE(r.data.size() == 14 + 20 + 40);
+        CHECK((be32(r.data.data() + 54 + 8) & 63) == (14 | 0x10));
+    }
+    SUBCASE("SACK allowed, window scaling not (tcp_window_scaling=0): no WS option, wscale bits 0xf") {
+        OptGuard g(SFG_O_TS | SFG_O_SACK);
+        auto r = g.run(syn4("10.1.0.5", 40004, "10.1.0.1", 8080));
+        REQUIRE(r.retval == XDP_TX);
+        REQUIRE(r.data.size() == 14 + 20 + 36);
+        CHECK((be32(r.data.data() + 54 + 8) & 63) == (0xf | 0x10));
+        CHECK(r.data[54 + 4] == 4);  // SACK-permitted
+    }
+    SUBCASE("options off (cookie_options = false or tcp_timestamps=1): MSS only") {
+        OptGuard g(0);
+        auto r = g.run(syn4("10.1.0.5", 40005, "10.1.0.1", 8080));
+        REQUIRE(r.retval == XDP_TX);
+        CHECK(r.data.size() == 14 + 20 + 24);
+    }
+    SUBCASE("IPv6: the same options, a valid checksum") {
+        OptGuard g;
+        auto r = g.run(PacketBuilder().eth(kClientMac, kServerMac).ipv6(ip("2001:db8:1::5"), ip("2001:db8:1::1"))
+                           .tcp(40000, 8080).flags(TcpFlags::syn).seq(9)
+                           .tcp_options({2, 4, 5, 0xa0, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0, 1, 3, 3, 2}).build());
+        REQUIRE(r.retval == XDP_TX);
+        REQUIRE(r.data.size() == 14 + 40 + 40);
+        Packet p = parse_packet(r.data, LinkType::ethernet);
+        REQUIRE(p.ok());
+        CHECK(p.l4_checksum_ok);
+        CHECK((be32(r.data.data() + 54 + 20 + 8) & 63) == (2 | 0x10));
+        CHECK(r.data.back() == 9);
+    }
+}
+
+TEST_CASE("the window scale the kernel picks for a cookie connection") {
+    CHECK(sfg::kernel_wscale(6291456, 212992) == 7);     // Debian defaults
+    CHECK(sfg::kernel_wscale(33554432, 4194304) == 10);
+    CHECK(sfg::kernel_wscale(4096, 4096) == 0);
+    CHECK(sfg::kernel_wscale(uint64_t{1} << 40, 0) == 14);
 }

@@ -19,7 +19,8 @@ run $SFG -j detect --pcap "$T/normal.pcap"
 expect_rc 0
 expect_jsonl
 [ "$(jq -s 'map(select(.type=="flood" or .type=="mitigation")) | length' "$OUT")" = 0 ] || fail "alarm on normal traffic"
-jq -s -e 'map(select(.type=="summary"))[0] | .syn == 400 and .completed == 400 and .floods == 0' "$OUT" >/dev/null || fail "summary"
+jq -s -e 'map(select(.type=="summary"))[0] | .syn == 400 and .completed == 400 and .floods == 0
+  and .flow_sample_rate == 1' "$OUT" >/dev/null || fail "summary"
 
 case_ "a flash crowd (every handshake completes) is not a flood"
 run $SFG -j detect --pcap "$T/flash.pcap"
@@ -119,6 +120,18 @@ run $SFG block -i lo 10.0.0.1/8
 expect_usage_error $SFG
 run $SFG -c "$T/missing.toml" run -i lo
 expect_usage_error $SFG
+run $SFG ctl -s "$T/missing.sock" status
+expect_usage_error $SFG
+run $SFG ctl -s "$T/normal.pcap"
+expect_usage_error $SFG
+printf '[guard]\nmetrics = "nowhere"\n[[protect]]\nprefix = "203.0.113.0/24"\n' >"$T/badmetrics.toml"
+run $SFG -c "$T/badmetrics.toml" run -i lo
+expect_usage_error $SFG
+expect_err 'metrics'
+printf '[guard]\ncookie_options = "yes"\n' >"$T/badopt.toml"
+run $SFG -c "$T/badopt.toml" run -i lo
+expect_usage_error $SFG
+expect_err 'badopt.toml:2'
 
 case_ "run: config errors name FILE:LINE"
 printf '[guard]\nfactor = 8\n[[protect]]\nprefix = "203.0.113.0/24"\nport = 99999\n' >"$T/bad.toml"

@@ -169,3 +169,80 @@ TEST_CASE("the threshold follows the baseline: a busy destination needs factor x
     auto r = d.finish();
     CHECK(r.floods.empty());
 }
+
+TEST_CASE("AddrTable: inserts, finds, grows, respects its cap") {
+    edge::detect::AddrTable<uint64_t> t(4);
+    for (uint32_t i = 0; i < 50000; i++) {
+        IpAddr a = i % 2 ? IpAddr::v4(0x0a000000u + i) : IpAddr::v6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                      uint8_t(i >> 24), uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i)});
+        *t.get(a, edge::detect::addr_hash(a)) = i + 1;
+    }
+    CHECK(t.size() == 50000);
+    int wrong = 0;
+    for (uint32_t i = 0; i < 50000; i++) {
+        IpAddr a = i % 2 ? IpAddr::v4(0x0a000000u + i) : IpAddr::v6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                      uint8_t(i >> 24), uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i)});
+        uint64_t* v = t.find(a, edge::detect::addr_hash(a));
+        wrong += !v || *v != i + 1;
+    }
+    CHECK(wrong == 0);
+    // 10.0.0.0 (v4) and :: with the same bytes are different keys
+    IpAddr v4 = IpAddr::v4(0x0a000000u), v6 = IpAddr::v6({10, 0, 0, 0});
+    edge::detect::AddrTable<uint64_t> u;
+    *u.get(v4, edge::detect::addr_hash(v4)) = 1;
+    CHECK(u.find(v6, edge::detect::addr_hash(v6)) == nullptr);
+    CHECK(u.get(v6, edge::detect::addr_hash(v6), 1) == nullptr);  // at its cap
+    CHECK(u.size() == 1);
+}
+
+TEST_CASE("a flood bigger than the exact flow table: sampled flows, estimates within a few percent") {
+    SynFloodDetector d;
+    background(d, ip("203.0.113.10"), 80, 50, 10);
+    // 400k spoofed SYN flows over 4 s; every 4th one completes (a real client among them).
+    std::mt19937 rng(3);
+    const uint32_t n = 400000;
+    for (uint32_t i = 0; i < n; i++) {
+        IpAddr s = IpAddr::v4(0x0b000000u + rng() % 0xffffff);
+        uint16_t sp = uint16_t(1024 + i % 60000);
+        int64_t ts = t0 + 10000000 + int64_t(i) * 10;
+        feed(d, s, sp, ip("203.0.113.10"), 80, TcpFlags::syn, ts, uint8_t(30 + i % 200));
+        if (i % 4 == 0) feed(d, s, sp, ip("203.0.113.10"), 80, TcpFlags::ack, ts + 5);
+    }
+    auto r = d.finish();
+    CHECK(r.flow_sample_rate < 1);
+    CHECK(r.flow_sample_rate > 0);
+    CHECK(double(r.syn_flows) == doctest::Approx(n + 500).epsilon(0.05));
+    CHECK(double(r.completed) == doctest::Approx(n / 4 + 500).epsilon(0.08));
+    CHECK(double(r.sources) == doctest::Approx(double(n)).epsilon(0.05));  // HyperLogLog (~1% repeats in 2^24)
+    REQUIRE(r.floods.size() >= 1);
+    CHECK(r.floods[0].kind == "destination");
+    CHECK(r.floods[0].completion_ratio == doctest::Approx(0.25).epsilon(0.1));
+    CHECK(r.floods[0].spoofed);
+    // no source sends more than a few SYNs: no source floods
+    for (auto& f : r.floods) CHECK(f.kind == "destination");
+}
+
+TEST_CASE("a heavy source hidden in a spoofed flood is found (sketch promotion), its peak close to exact") {
+    SynFloodDetector d;  // src floor 1000/s: promoted at 64 SYNs in a second
+    std::mt19937 rng(5);
+    IpAddr heavy = ip("198.51.100.66");
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 30000; i++) {
+            int64_t ts = t0 + s * 1000000LL + i * 33;
+            feed(d, IpAddr::v4(0x0b000000u + rng() % 0xffffff), uint16_t(1024 + i % 60000), ip("203.0.113.10"), 80,
+                 TcpFlags::syn, ts);
+            if (i % 20 == 0) feed(d, heavy, uint16_t(2000 + (s * 30000 + i) % 60000), ip("203.0.113.10"), 80, TcpFlags::syn, ts + 1);
+        }
+    auto r = d.finish();
+    const edge::detect::Flood* src = nullptr;
+    for (auto& f : r.floods)
+        if (f.kind == "source") src = &f;
+    REQUIRE(src != nullptr);
+    CHECK(src->src == heavy);
+    CHECK(src->peak_syn_pps == doctest::Approx(1500).epsilon(0.05));  // exact 1500/s
+    CHECK(src->syn == doctest::Approx(4500).epsilon(0.05));
+    CHECK(src->start_s == 0);
+    int sources = 0;
+    for (auto& f : r.floods) sources += f.kind == "source";
+    CHECK(sources == 1);
+}

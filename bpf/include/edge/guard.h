@@ -65,8 +65,21 @@ struct sfg_config {
 	edge_u64 src_pps; /* per source address, packets/s to protected destinations (0: none) */
 	edge_u64 src_Bps; /* per source address, bytes/s (0: none) */
 	edge_u8 urpf;     /* SFG_URPF_* */
-	edge_u8 pad[7];
+	edge_u8 cookie_opts; /* SFG_O_*: TCP options the cookie SYN-ACK may carry besides MSS */
+	edge_u8 wscale;   /* our window scale in the SYN-ACK (what the kernel will use, see below) */
+	edge_u8 pad[5];
 };
+
+/* struct sfg_config.cookie_opts. The SYN-ACK echoes these only when the SYN carries
+ * them. SACK and window scaling need the timestamp: as in the kernel's own cookies,
+ * the low 6 bits of our TSval encode the client's wscale (4 bits, 0xf = none) and
+ * SACK-permitted (bit 4); the kernel decodes them from the TSecr of the cookie ACK
+ * (cookie_timestamp_decode), which works only when its timestamp offset is 0
+ * (net.ipv4.tcp_timestamps=2). `wscale` must be the kernel's rcv_wscale for the
+ * listener: clamp(ilog2(max(tcp_rmem[2], rmem_max)) - 15, 0, 14). */
+#define SFG_O_TS 0x1
+#define SFG_O_SACK 0x2
+#define SFG_O_WS 0x4
 
 /* Token bucket: tokens are scaled by SFG_NSEC (one packet costs SFG_NSEC, one byte
  * SFG_NSEC); a bucket holds at most one second of its rate and starts full. */
