@@ -21,7 +21,17 @@ struct Opt {
 struct Cmd {
     std::string name, desc;
     std::vector<Opt> opts;
+    std::vector<Cmd> subs;  // verbs of a command group: `xdp-lb service add`, `edgectl lab up`
 };
+
+// The options of a command and all of its verbs, each name once (zsh and bash value cases).
+std::vector<Opt> all_opts(const Cmd& c) {
+    std::vector<Opt> out = c.opts;
+    for (auto& v : c.subs)
+        for (auto& o : v.opts)
+            if (std::none_of(out.begin(), out.end(), [&](const Opt& x) { return x.names == o.names; })) out.push_back(o);
+    return out;
+}
 
 std::vector<Opt> options_of(const Tool& t, const CLI::App* app) {
     std::vector<Opt> out;
@@ -74,6 +84,15 @@ std::string bash(const std::string& tool, const std::vector<Opt>& globals, const
         s += "    for w in \"${COMP_WORDS[@]:1:COMP_CWORD-1}\"; do\n";
         s += fmt::format("        case \"$w\" in {}) cmd=\"$w\"; break;; esac\n", names);
         s += "    done\n";
+        std::string verbs;
+        for (auto& c : cmds)
+            for (auto& v : c.subs) verbs += (verbs.empty() ? "" : "|") + c.name + ":" + v.name;
+        if (!verbs.empty()) {
+            s += "    local verb=\"\"\n";
+            s += "    for w in \"${COMP_WORDS[@]:1:COMP_CWORD-1}\"; do\n";
+            s += fmt::format("        case \"$cmd:$w\" in {}) verb=\"$w\"; break;; esac\n", verbs);
+            s += "    done\n";
+        }
     }
     // Values of options that take one.
     s += "    case \"$prev\" in\n";
@@ -95,7 +114,7 @@ std::string bash(const std::string& tool, const std::vector<Opt>& globals, const
         }
     };
     value_cases(globals);
-    for (auto& c : cmds) value_cases(c.opts);
+    for (auto& c : cmds) value_cases(all_opts(c));
     s += "    esac\n";
     auto words = [](const std::vector<Opt>& opts) {
         std::string w;
@@ -108,9 +127,30 @@ std::string bash(const std::string& tool, const std::vector<Opt>& globals, const
     std::string sub;
     for (auto& c : cmds) sub += " " + c.name;
     s += fmt::format("        \"\") opts=\"{}{}\";;\n", gw, sub);
-    for (auto& c : cmds) s += fmt::format("        {}) opts=\"{} {}\";;\n", c.name, words(c.opts), gw);
+    bool any_verbs = false;
+    for (auto& c : cmds) {
+        if (c.subs.empty()) {
+            s += fmt::format("        {}) opts=\"{} {}\";;\n", c.name, words(c.opts), gw);
+            continue;
+        }
+        any_verbs = true;
+        std::string vn;
+        for (auto& v : c.subs) vn += " " + v.name;
+        s += fmt::format("        {}) case \"$verb\" in\n", c.name);
+        s += fmt::format("            \"\") opts=\"{} {}{}\";;\n", words(c.opts), gw, vn);
+        for (auto& v : c.subs)
+            s += fmt::format("            {}) opts=\"{} {} {}\";;\n", v.name, words(v.opts), words(c.opts), gw);
+        s += "            esac;;\n";
+    }
     s += "    esac\n";
-    s += "    if [[ \"$cur\" == -* || -z \"$cmd\" ]]; then\n";
+    std::string group_cond;
+    if (any_verbs) {
+        std::string groups;
+        for (auto& c : cmds)
+            if (!c.subs.empty()) groups += (groups.empty() ? "" : "|") + c.name;
+        group_cond = fmt::format(" || ( -z \"$verb\" && \"$cmd\" =~ ^({})$ )", groups);
+    }
+    s += fmt::format("    if [[ \"$cur\" == -* || -z \"$cmd\"{} ]]; then\n", group_cond);
     s += "        COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n";
     s += "    fi\n";
     s += "    if [[ ${#COMPREPLY[@]} -eq 0 && \"$cur\" != -* ]]; then\n";
@@ -151,7 +191,12 @@ std::string zsh(const std::string& tool, const std::vector<Opt>& globals, const 
         s += "        args)\n            case $line[1] in\n";
         for (auto& c : cmds) {
             s += fmt::format("                {})\n                    _arguments -s $global_opts \\\n", c.name);
-            for (auto& o : c.opts) s += "                        " + zsh_spec(o) + " \\\n";
+            for (auto& o : all_opts(c)) s += "                        " + zsh_spec(o) + " \\\n";
+            if (!c.subs.empty()) {
+                std::vector<std::string> vn;
+                for (auto& v : c.subs) vn.push_back(v.name);
+                s += fmt::format("                        ':verb:({})' \\\n", fmt::join(vn, " "));
+            }
             s += "                        '*:file:_files' ;;\n";
         }
         s += "            esac ;;\n    esac\n}\n";
@@ -184,6 +229,17 @@ std::string fish(const std::string& tool, const std::vector<Opt>& globals, const
                          c.name, sq(c.desc));
     for (auto& c : cmds)
         for (auto& o : c.opts) s += fish_line(tool, "__fish_seen_subcommand_from " + c.name, o);
+    for (auto& c : cmds) {
+        if (c.subs.empty()) continue;
+        std::string vn;
+        for (auto& v : c.subs) vn += (vn.empty() ? "" : " ") + v.name;
+        for (auto& v : c.subs)
+            s += fmt::format("complete -c {} -f -n '__fish_seen_subcommand_from {}; and not __fish_seen_subcommand_from {}' -a {} -d '{}'\n",
+                             tool, c.name, vn, v.name, sq(v.desc));
+        for (auto& v : c.subs)
+            for (auto& o : v.opts)
+                s += fish_line(tool, fmt::format("__fish_seen_subcommand_from {}; and __fish_seen_subcommand_from {}", c.name, v.name), o);
+    }
     return s;
 }
 }  // namespace
@@ -192,7 +248,10 @@ std::string Tool::completion(const std::string& shell) const {
     std::vector<Opt> globals = options_of(*this, &app_);
     std::vector<Cmd> cmds;
     for (const CLI::App* sub : app_.get_subcommands([](const CLI::App*) { return true; })) {
-        cmds.push_back({sub->get_name(), sub->get_description(), options_of(*this, sub)});
+        Cmd c{sub->get_name(), sub->get_description(), options_of(*this, sub), {}};
+        for (const CLI::App* verb : sub->get_subcommands([](const CLI::App*) { return true; }))
+            c.subs.push_back({verb->get_name(), verb->get_description(), options_of(*this, verb), {}});
+        cmds.push_back(std::move(c));
     }
     if (shell == "bash") return bash(name_, globals, cmds);
     if (shell == "zsh") return zsh(name_, globals, cmds);
