@@ -1,5 +1,6 @@
 // edgectl: the edge as one stack file — validate it, render each tool's config per PoP,
-// show a summary. Without FILE, the built-in examples/edge.toml is used.
+// show a summary, run the whole edge in network namespaces (lab), show its status, trace
+// a flow through it. Without FILE, the built-in examples/edge.toml is used.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -7,8 +8,11 @@
 #include "cli/tool.hpp"
 #include "out/output.hpp"
 #include "out/record.hpp"
+#include "lab.hpp"
 #include "render.hpp"
 #include "stack.hpp"
+#include "status.hpp"
+#include "trace.hpp"
 
 using namespace edgectl;
 using edge::out::Record;
@@ -100,7 +104,7 @@ int run_show(const Options& o, edge::out::Output& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    edge::cli::Tool tool("edgectl", "edgectl: the edge as one stack file: validate it, render every tool's config per PoP");
+    edge::cli::Tool tool("edgectl", "edgectl: the edge as one stack file: validate it, render every tool's config per PoP, run it in a lab, trace a flow");
     Options o;
     auto with = [&](int (*f)(const Options&, edge::out::Output&)) {
         return [&, f] {
@@ -124,6 +128,39 @@ int main(int argc, char** argv) {
     auto* show = tool.command("show", "The stack's summary: prefixes, VIPs and services, PoPs with peers and backends",
                               with(run_show));
     stack_arg(show);
+
+    tool.command("status", "One view of every running lab component, from control sockets and pinned maps (exit 1 if one is down)", [&] {
+        edge::out::Output output(tool.globals().json);
+        return run_status(output);
+    });
+
+    TraceOptions t;
+    auto* trace = tool.command("trace", "One flow layer by layer: the PoP BGP routes it to, the Maglev backend, the guard, the cache", [&] {
+        edge::out::Output output(tool.globals().json);
+        t.file = o.file;
+        return run_trace(t, output);
+    });
+    stack_arg(trace);
+    trace->add_option("--flow", t.flow, "The flow: SRC:PORT-VIP:PORT/PROTO")->required();
+    trace->add_option("--path", t.path, "Request path for the cache key (default /)");
+    trace->add_option("--host", t.host, "Host header for the cache key (default: the VIP)");
+
+    CLI::App* lab = nullptr;
+    lab = tool.command("lab", "The whole edge in network namespaces: ISP (BIRD), PoPs, balancers, guards, caches, origin (root)", [&] {
+        edge::out::Output output(tool.globals().json);
+        for (auto* c : lab->get_subcommands()) {
+            if (c->get_name() == "up") return lab::up(o.file, output);
+            if (c->get_name() == "down") return lab::down(output);
+            if (c->get_name() == "status") return lab::status(output);
+            if (c->get_name() == "demo") return lab::demo(o.file, output);
+        }
+        edge::usage_error("lab needs a command: up, down, status or demo");
+    });
+    lab->require_subcommand(1);
+    stack_arg(lab->add_subcommand("up", "Build the lab from the stack and start every daemon; returns when traffic flows"));
+    lab->add_subcommand("down", "Stop every lab process (recorded PIDs) and delete every el-* namespace");
+    lab->add_subcommand("status", "Namespaces, processes, BGP sessions, ISP routes and XDP programs of the running lab (exit 1 when not up)");
+    stack_arg(lab->add_subcommand("demo", "Up, then show and assert each layer: routes, miss/hit, failover, drain, SYN flood, stats; then down"));
 
     return tool.run(argc, argv);
 }
