@@ -28,13 +28,17 @@
 
 #include <fmt/format.h>
 #include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cli/error.hpp"
 #include "http/cache.hpp"
 #include "http/message.hpp"
 #include "out/json.hpp"
 #include "out/output.hpp"
+#include "disk.hpp"
 #include "store.hpp"
+#include "tls.hpp"
 
 namespace cache_proxy {
 
@@ -185,6 +189,7 @@ struct Shared {
     std::atomic<uint64_t> cfg_gen{0};
     std::atomic<bool> draining{false};
     Store store;
+    std::unique_ptr<DiskTier> disk;  // --disk-cache (fixed at start)
     UpstreamPool pool;
     RateLimiter limiter;
     std::vector<std::unique_ptr<Worker>> workers;
@@ -247,7 +252,7 @@ class Worker {
 public:
     Worker(Shared& sh, unsigned index) : sh_(sh), index_(index), ctr_(*sh.counters[index]) {}
     ~Worker();
-    void setup(const std::vector<int>& listen_fds, int admin_fd);
+    void setup(const std::vector<int>& listen_fds, const std::vector<int>& tls_fds, int admin_fd);
     void run();
     void post(Msg m) {
         {
@@ -269,7 +274,7 @@ public:
     std::shared_ptr<const Settings> cfg_hold_;
     uint64_t cfg_gen_ = ~0ULL;
     int ep_ = -1, tfd_ = -1, efd_ = -1;
-    std::vector<int> listeners_;
+    std::vector<int> listeners_, tls_listeners_;
     int admin_fd_ = -1;
     int64_t now_s_ = 0;
     uint64_t next_id_ = 1;
@@ -281,6 +286,7 @@ public:
     std::vector<Msg> inbox_work_;
     std::string log_;
     std::vector<char> scratch_ = std::vector<char>(256 * 1024);
+    std::vector<char> tls_out_ = std::vector<char>(256 * 1024);  // plaintext gathered for one SSL_write
     bool draining_ = false;
     int64_t drain_deadline_ = 0;
     llhttp_settings_t req_settings_{}, resp_settings_{};
@@ -292,7 +298,7 @@ public:
         if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &e) != 0) edge::failure("epoll_ctl: {}", std::strerror(errno));
     }
     void del(int fd) { epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr); }
-    void accept_all(int lfd, bool admin);
+    void accept_all(int lfd, bool admin, bool tls = false);
     void tick();
     void drain_inbox();
     void refresh_config();
@@ -340,11 +346,22 @@ public:
     std::string body;
     int64_t request_time = 0, deadline = 0, start_us = 0;
     bool paused = false;
+    // Pass-through body spliced origin -> pipe -> client (no copy through user space).
+    bool splicing = false;
+    int pipe_r = -1, pipe_w = -1;
+    uint64_t splice_left = 0;  // body bytes still to take from the origin
+    size_t in_pipe = 0;         // bytes in the pipe not yet sent to the client
+    size_t pipe_cap = 0;
 
     explicit Fetch(Worker& wk) : w(wk) { llhttp_init(&parser, HTTP_RESPONSE, &w.resp_settings_); parser.data = this; }
     ~Fetch() override {
         if (fd >= 0) ::close(fd);
+        if (pipe_r >= 0) ::close(pipe_r);
+        if (pipe_w >= 0) ::close(pipe_w);
     }
+    bool can_splice() const;
+    void start_splice();
+    void do_splice();
     void start();
     void on_event(uint32_t ev) override;
     void write_req();
@@ -406,6 +423,9 @@ public:
     bool response_complete = false, close_after = false, no_coalesce = false, peer_eof = false;
     bool stream_chunked = false, head_only = false, lingering = false;
     bool need_proxy_header = false;  // PROXY protocol v2 expected first
+    SSL* ssl = nullptr;              // TLS listener: the session (nullptr on plain ones)
+    bool handshaking = false;
+    std::shared_ptr<const cache_proxy::tls::Context> tls_ctx;  // keeps SNI callbacks valid across reloads
     size_t consumed = 0;  // end of the current request's bytes in buf
     // Output: iovecs (zero-copy from a stored object) then a stream buffer.
     iovec iov[4];
@@ -423,6 +443,8 @@ public:
     std::string key;
     std::string log_method, log_target;
     int64_t t0 = 0, upstream_us = -1;
+    int64_t accepted_us = mono_us();
+    uint64_t served = 0;  // requests answered on this connection
     int status = 0;
     uint64_t bytes = 0;
     const char* cache = "BYPASS";
@@ -438,6 +460,7 @@ public:
         deadline = w.now_s_ + w.cfg_->client_timeout;
     }
     ~Client() override {
+        if (ssl) SSL_free(ssl);
         if (fd >= 0) ::close(fd);
     }
 
@@ -467,6 +490,10 @@ public:
         if (fetch) fetch->detach_client();
         fetch = nullptr;
         w.del(fd);
+        if (ssl) {
+            SSL_free(ssl);
+            ssl = nullptr;
+        }
         ::close(fd);
         fd = -1;
         w.clients_.erase(id);
@@ -478,6 +505,11 @@ public:
 
     void pump();
     bool flush();
+    bool flush_tls();
+    void consume_output(size_t n);
+    bool handshake();
+    int read_proxy_header_raw();
+    ssize_t io_read(char* p, size_t n);
     bool read_more();
     int try_request();
     int parse_proxy_header();
@@ -617,18 +649,30 @@ int resp_on_message_complete(llhttp_t* p) { return F(p)->on_message_complete(); 
 // Client implementation
 
 void Client::pump() {
+    if (ssl && need_proxy_header && read_proxy_header_raw() <= 0) return;
+    if (handshaking && !handshake()) return;
     for (int guard = 0; guard < 10000 && !closed; guard++) {
         if (has_output()) {
             if (!flush()) return;
             if (fetch && fetch->paused && stream_backlog() < (256u << 10)) fetch->resume();
             if (closed) return;
         }
+        if (fetch && fetch->splicing) {
+            if (!writable) return;  // the next EPOLLOUT continues it
+            Fetch* f = fetch;
+            f->do_splice();
+            if (closed) return;
+            if (fetch == f) return;  // still splicing: waiting for the origin or the client
+            continue;
+        }
         if (active && response_complete && !has_output()) {
             end_request();
             continue;
         }
         if (!active) {
-            if (w.draining_ && start == end) {
+            // Draining: idle connections close; one accepted just before (its request may
+            // still be on the way) gets a second to send it.
+            if (w.draining_ && start == end && (served > 0 || mono_us() - accepted_us > 1000000)) {
                 close();
                 return;
             }
@@ -659,7 +703,169 @@ void Client::pump() {
     }
 }
 
+// TLS: the PROXY header precedes the ClientHello, so it is read raw (peeked, then exactly
+// its length consumed). 1 done, 0 wait, -1 closed.
+int Client::read_proxy_header_raw() {
+    ssize_t n = ::recv(fd, buf.get(), cap, MSG_PEEK);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        close();
+        return -1;
+    }
+    if (n < 0) {
+        readable = false;
+        return 0;
+    }
+    start = scan = 0;
+    end = static_cast<size_t>(n);
+    int r = parse_proxy_header();
+    if (r > 0) {
+        size_t used = start;
+        while (used) {  // the peeked bytes are there: this read does not block
+            ssize_t k = ::read(fd, buf.get(), used);
+            if (k <= 0) {
+                close();
+                return -1;
+            }
+            used -= static_cast<size_t>(k);
+        }
+    }
+    if (!closed) start = end = scan = 0;
+    return r;
+}
+
+bool Client::handshake() {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    if (r == 1) {
+        handshaking = false;
+        w.ctr_.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+        if (SSL_session_reused(ssl)) w.ctr_.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+        deadline = w.now_s_ + w.cfg_->client_timeout;
+        return true;
+    }
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        readable = false;
+        return false;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        writable = false;
+        return false;
+    }
+    ERR_clear_error();
+    w.ctr_.tls_failed.fetch_add(1, std::memory_order_relaxed);  // garbage, no shared version/cipher/ALPN, reset
+    close();
+    return false;
+}
+
+ssize_t Client::io_read(char* p, size_t n) {
+    if (!ssl) return ::read(fd, p, n);
+    ERR_clear_error();
+    int r = SSL_read(ssl, p, static_cast<int>(std::min<size_t>(n, 1u << 30)));
+    if (r > 0) return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) return 0;  // close_notify or EOF
+    errno = EPROTO;
+    return -1;
+}
+
+// `n` bytes of output were sent: advance over the iovecs, the file segment, the stream.
+void Client::consume_output(size_t n) {
+    w.ctr_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    size_t left = n;
+    while (left && iov_i < niov) {
+        if (left >= iov[iov_i].iov_len) {
+            left -= iov[iov_i].iov_len;
+            iov_i++;
+        } else {
+            iov[iov_i].iov_base = static_cast<char*>(iov[iov_i].iov_base) + left;
+            iov[iov_i].iov_len -= left;
+            left = 0;
+        }
+    }
+    if (left && file_left) {
+        size_t k = std::min(left, file_left);
+        file_left -= k;
+        file_off += static_cast<off_t>(k);
+        left -= k;
+        if (!file_left) file_fd = -1;
+    }
+    stream_pos += left;
+}
+
+// TLS output: gather the next plaintext (iovecs, then the file segment, then the stream) into
+// one buffer, write it as records; the unsent rest is gathered again, identically, next time
+// (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows a retry from a new address).
+bool Client::flush_tls() {
+    char* b = w.tls_out_.data();
+    const size_t bcap = w.tls_out_.size();
+    while (has_output()) {
+        const char* src;
+        size_t len = 0;
+        if (iov_i == niov && !file_left) {  // only the stream: write from it directly
+            src = stream.data() + stream_pos;
+            len = std::min<size_t>(stream.size() - stream_pos, 1u << 20);
+        } else {
+            bool full = false;  // a source did not fit: nothing after it may be taken (byte order)
+            for (int i = iov_i; i < niov && !full; i++) {
+                size_t k = std::min(bcap - len, iov[i].iov_len);
+                std::memcpy(b + len, iov[i].iov_base, k);
+                len += k;
+                full = k < iov[i].iov_len;
+            }
+            if (!full && file_left) {
+                ssize_t k = ::pread(file_fd, b + len, std::min(bcap - len, file_left), file_off);
+                if (k <= 0) {
+                    close();
+                    return false;
+                }
+                len += static_cast<size_t>(k);
+                full = static_cast<size_t>(k) < file_left;
+            }
+            if (!full && stream_pos < stream.size()) {
+                size_t k = std::min(bcap - len, stream.size() - stream_pos);
+                std::memcpy(b + len, stream.data() + stream_pos, k);
+                len += k;
+            }
+            src = b;
+        }
+        // Partial-write mode returns after each record: write the whole gathered buffer
+        // before gathering again (nothing is appended to the output meanwhile).
+        for (size_t off = 0; off < len;) {
+            ERR_clear_error();
+            int r = SSL_write(ssl, src + off, static_cast<int>(len - off));
+            if (r <= 0) {
+                int e = SSL_get_error(ssl, r);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                    writable = false;
+                    return false;
+                }
+                ERR_clear_error();
+                close();
+                return false;
+            }
+            off += static_cast<size_t>(r);
+            consume_output(static_cast<size_t>(r));
+        }
+        if (stream_pos == stream.size() && stream_pos) {
+            stream.clear();
+            stream_pos = 0;
+        }
+    }
+    if (iov_i == niov && !file_left) {
+        niov = iov_i = 0;
+        hold.reset();
+    }
+    return true;
+}
+
 bool Client::flush() {
+    if (ssl) return flush_tls();
     while (has_output()) {
         ssize_t n;
         bool to_file = false;
@@ -731,9 +937,10 @@ bool Client::read_more() {
         }
         return false;
     }
-    ssize_t n = ::read(fd, buf.get() + end, cap - end);
+    ssize_t n = io_read(buf.get() + end, cap - end);
     if (n > 0) {
-        if (static_cast<size_t>(n) < cap - end) readable = false;  // drained: the next edge will tell
+        // Drained: the next edge will tell (not with TLS: a read returns one record at most).
+        if (!ssl && static_cast<size_t>(n) < cap - end) readable = false;
         end += static_cast<size_t>(n);
         deadline = w.now_s_ + w.cfg_->client_timeout;
         return true;
@@ -1034,6 +1241,7 @@ void Client::end_request() {
         if (l.size() > 65536) w.flush_log();
     }
     active = false;
+    served++;
     waiting = false;
     response_complete = false;
     no_coalesce = false;
@@ -1045,6 +1253,11 @@ void Client::end_request() {
         if (peer_eof) {
             close();
             return;
+        }
+        if (ssl) {
+            ERR_clear_error();
+            SSL_shutdown(ssl);  // close_notify (best effort: the socket is non-blocking)
+            ERR_clear_error();
         }
         ::shutdown(fd, SHUT_WR);
         lingering = true;
@@ -1095,6 +1308,7 @@ void Client::build_upstream_request(std::string& out, const Object* validators, 
     }
     out.append(peer_ip);
     out.append("\r\n");
+    if (ssl) out.append("X-Forwarded-Proto: https\r\n");
     if (validators) {
         if (!validators->etag.empty()) fmt::format_to(std::back_inserter(out), "If-None-Match: {}\r\n", validators->etag);
         if (!validators->last_modified.empty())
@@ -1331,6 +1545,10 @@ void Fetch::write_req() {
 
 void Fetch::read_resp() {
     if (done || connecting || fd < 0) return;
+    if (splicing) {
+        do_splice();
+        return;
+    }
     char* s = w.scratch_.data();
     for (;;) {
         if (client && client->stream_backlog() > (1u << 20)) {
@@ -1360,6 +1578,7 @@ void Fetch::read_resp() {
             return;
         }
         got_bytes = true;
+        deadline = w.now_s_ + w.cfg_->upstream_timeout;  // an idle timeout once the origin answers
         const char* p = s;
         size_t len = static_cast<size_t>(n);
         while (len && !done) {
@@ -1434,7 +1653,82 @@ void Fetch::read_resp() {
             client->pump_out();
             if (done) return;
         }
+        if (can_splice()) {
+            start_splice();
+            return;
+        }
         if (static_cast<size_t>(n) < w.scratch_.size()) return;  // drained
+    }
+}
+
+// A pass-through body can go through a pipe with splice(2) when nothing has to look at it:
+// not stored, Content-Length framed (no re-chunking), a plain (not TLS) client, and large.
+bool Fetch::can_splice() const {
+    const Settings& cfg = *w.cfg_;
+    return cfg.splice_min && client && !client->ssl && !client->closed && head_done && !msg_done && !capture &&
+           !discard && !skip_body && !client->head_only && !client->stream_chunked && fd >= 0 &&
+           (parser.flags & F_CONTENT_LENGTH) && !(parser.flags & F_CHUNKED) && parser.content_length >= cfg.splice_min;
+}
+
+void Fetch::start_splice() {
+    int p[2];
+    if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return;  // no pipe: keep copying
+    pipe_r = p[0];
+    pipe_w = p[1];
+    ::fcntl(pipe_w, F_SETPIPE_SZ, 1 << 20);  // best effort (limited by pipe-max-size)
+    int cap = ::fcntl(pipe_w, F_GETPIPE_SZ);
+    pipe_cap = cap > 0 ? static_cast<size_t>(cap) : 65536;
+    splicing = true;
+    splice_left = parser.content_length;  // llhttp counts down what is left of the body
+    w.ctr_.spliced_responses.fetch_add(1, std::memory_order_relaxed);
+    do_splice();
+}
+
+// Both directions in one loop, so the pipe keeps filling from the origin while the client
+// is slow and keeps draining while the origin is: wait only when neither side moves.
+void Fetch::do_splice() {
+    while (!done) {
+        Client* c = client;
+        if (!c) return;  // detach_client() ended it
+        if (c->has_output()) {  // the head (and body bytes read with it) go first
+            if (!c->flush() || done) return;
+        }
+        bool moved = false;
+        if (splice_left && in_pipe < pipe_cap) {
+            ssize_t n = ::splice(fd, nullptr, pipe_w, nullptr, std::min<uint64_t>(splice_left, pipe_cap - in_pipe),
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                splice_left -= static_cast<uint64_t>(n);
+                in_pipe += static_cast<size_t>(n);
+                deadline = w.now_s_ + w.cfg_->upstream_timeout;
+                moved = true;
+            } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                fail(false);  // EOF or error before the end of the body: the client is cut off
+                return;
+            }
+        }
+        if (in_pipe) {
+            ssize_t n = ::splice(pipe_r, nullptr, c->fd, nullptr, in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+            if (n > 0) {
+                in_pipe -= static_cast<size_t>(n);
+                c->bytes += static_cast<uint64_t>(n);
+                w.ctr_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+                w.ctr_.spliced_bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+                moved = true;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                c->writable = false;  // the client's EPOLLOUT resumes (Client::pump)
+            } else if (!(n < 0 && errno == EINTR)) {
+                c->close();  // the client went away: detach_client() stops the fetch
+                return;
+            }
+        }
+        if (splice_left == 0 && in_pipe == 0) {
+            msg_done = true;
+            splicing = false;
+            finish();
+            return;
+        }
+        if (!moved) return;  // the origin's EPOLLIN or the client's EPOLLOUT resumes
     }
 }
 
@@ -1757,6 +2051,8 @@ std::string metrics_text(Shared& sh) {
         add(t.bad_requests, c->bad_requests); add(t.coalesced, c->coalesced); add(t.accepted, c->accepted);
         add(t.active, c->active); add(t.purged, c->purged); add(t.background_revalidations, c->background_revalidations);
         add(t.invalidations, c->invalidations);
+        add(t.tls_handshakes, c->tls_handshakes); add(t.tls_resumed, c->tls_resumed); add(t.tls_failed, c->tls_failed);
+        add(t.spliced_responses, c->spliced_responses); add(t.spliced_bytes, c->spliced_bytes);
     }
     std::string m;
     auto out = std::back_inserter(m);
@@ -1793,12 +2089,26 @@ std::string metrics_text(Shared& sh) {
     counter("background_revalidations_total", "stale-while-revalidate refreshes.", v(t.background_revalidations));
     counter("invalidations_total", "Entries removed after unsafe methods.", v(t.invalidations));
     counter("purged_total", "Entries removed by PURGE.", v(t.purged));
+    counter("spliced_responses_total", "Pass-through bodies sent with splice (origin -> pipe -> client).", v(t.spliced_responses));
+    counter("spliced_bytes_total", "Body bytes sent with splice.", v(t.spliced_bytes));
+    counter("tls_handshakes_total", "TLS handshakes completed.", v(t.tls_handshakes));
+    counter("tls_resumed_total", "TLS handshakes that resumed a session (ticket).", v(t.tls_resumed));
+    counter("tls_handshake_errors_total", "TLS handshakes that failed (garbage, no common version/cipher/ALPN, reset).", v(t.tls_failed));
+    counter("tls_ticket_key_rotations_total", "Session ticket key rotations (timer and SIGHUP).", tls::ticket_key_rotations());
     counter("connections_accepted_total", "Client connections accepted.", v(t.accepted));
     gauge("connections_active", "Open client connections.", static_cast<double>(v(t.active)));
     gauge("cache_bytes", "Bytes held by the memory tier.", static_cast<double>(sh.store.bytes()));
     gauge("cache_objects", "Objects in the memory tier.", static_cast<double>(sh.store.objects()));
     counter("cache_evictions_total", "Objects evicted to stay under the byte limit.", sh.store.evictions());
     counter("cache_admission_rejected_total", "Objects refused by the admission filter or too large.", sh.store.rejected());
+    if (sh.disk) {
+        gauge("disk_cache_bytes", "Bytes held by the disk tier.", static_cast<double>(sh.disk->bytes()));
+        gauge("disk_cache_objects", "Objects in the disk tier.", static_cast<double>(sh.disk->objects()));
+        counter("disk_cache_hits_total", "Memory misses answered from the disk tier.", sh.disk->hits());
+        counter("disk_cache_writes_total", "Objects written to the disk tier.", sh.disk->writes());
+        counter("disk_cache_evictions_total", "Files removed to stay under the disk byte limit.", sh.disk->evictions());
+        counter("disk_cache_dropped_total", "Evicted objects not written (the writer was behind).", sh.disk->dropped());
+    }
     return m;
 }
 
@@ -1875,6 +2185,7 @@ Worker::~Worker() {
     for (Fetch* f : fetches_) delete f;
     for (Handler* h : graveyard_) delete h;
     for (int l : listeners_) ::close(l);
+    for (int l : tls_listeners_) ::close(l);
     if (ep_ >= 0) ::close(ep_);
     if (tfd_ >= 0) ::close(tfd_);
     if (efd_ >= 0) ::close(efd_);
@@ -1889,7 +2200,7 @@ FdHandler* make_handler(std::function<void(uint32_t)> f) {
     return g_fd_handlers.back().get();
 }
 
-void Worker::setup(const std::vector<int>& listen_fds, int admin_fd) {
+void Worker::setup(const std::vector<int>& listen_fds, const std::vector<int>& tls_fds, int admin_fd) {
     refresh_config();
     req_settings_.on_message_begin = req_on_message_begin;
     req_settings_.on_url = req_on_url;
@@ -1926,6 +2237,8 @@ void Worker::setup(const std::vector<int>& listen_fds, int admin_fd) {
         EPOLLIN | EPOLLET);
     listeners_ = listen_fds;
     for (int l : listeners_) add(l, make_handler([this, l](uint32_t) { accept_all(l, false); }), EPOLLIN | EPOLLEXCLUSIVE);
+    tls_listeners_ = tls_fds;
+    for (int l : tls_listeners_) add(l, make_handler([this, l](uint32_t) { accept_all(l, false, true); }), EPOLLIN | EPOLLEXCLUSIVE);
     admin_fd_ = admin_fd;
     if (admin_fd_ >= 0) add(admin_fd_, make_handler([this](uint32_t) { accept_all(admin_fd_, true); }), EPOLLIN);
 }
@@ -1938,7 +2251,7 @@ void Worker::refresh_config() {
     cfg_gen_ = g;
 }
 
-void Worker::accept_all(int lfd, bool admin) {
+void Worker::accept_all(int lfd, bool admin, bool tls) {
     for (int i = 0; i < 256; i++) {
         sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -1949,6 +2262,14 @@ void Worker::accept_all(int lfd, bool admin) {
         auto* c = new Client(*this, fd, (static_cast<uint64_t>(index_) << 56) | next_id_++, admin);
         c->peer = ss;
         c->need_proxy_header = cfg_->proxy_protocol && !admin;
+        if (tls) {
+            if (!cfg_->tls || !(c->ssl = cfg_->tls->accept(fd))) {
+                delete c;  // closes fd
+                continue;
+            }
+            c->tls_ctx = cfg_->tls;
+            c->handshaking = true;
+        }
         if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(ss).sin_addr, c->peer_ip, sizeof c->peer_ip);
         else if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr, c->peer_ip, sizeof c->peer_ip);
         clients_[c->id] = c;
@@ -1988,6 +2309,13 @@ void Worker::tick() {
     for (Fetch* f : fetches_)
         if (!f->done && now_s_ >= f->deadline) late.push_back(f);
     for (Fetch* f : late) f->fail(true);
+    if (draining_) {  // connections that never sent a request get a second, then close
+        std::vector<Client*> quiet;
+        int64_t now = mono_us();
+        for (auto& [id, c] : clients_)
+            if (!c->active && !c->closed && c->start == c->end && c->served == 0 && now - c->accepted_us > 1000000) quiet.push_back(c);
+        for (Client* c : quiet) c->close();
+    }
     if (draining_ && mono_us() > drain_deadline_) {
         std::vector<Client*> all;
         for (auto& [id, c] : clients_) all.push_back(c);
@@ -2007,6 +2335,12 @@ void Worker::start_drain() {
         ::close(l);
     }
     listeners_.clear();
+    for (int l : tls_listeners_) {
+        accept_all(l, false, true);
+        del(l);
+        ::close(l);
+    }
+    tls_listeners_.clear();
     if (admin_fd_ >= 0) {
         del(admin_fd_);
         ::close(admin_fd_);
@@ -2180,18 +2514,27 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (!cfg->disk_cache.empty()) {  // its writer thread starts with the signals blocked, like the workers
+        sh.disk = std::make_unique<DiskTier>(cfg->disk_cache, cfg->disk_cache_size);
+        sh.store.set_disk(sh.disk.get());
+    }
 
     // A running predecessor on the upgrade socket hands over its listeners.
     std::vector<int> inherited;
     int upgrade_conn = cfg->upgrade_socket.empty() ? -1 : upgrade_receive(cfg->upgrade_socket, inherited);
     int admin_fd = -1;
-    std::vector<std::vector<int>> per_worker(cfg->threads);
-    std::vector<std::vector<int>> by_addr(cfg->listen.size());
+    std::vector<std::vector<int>> per_worker(cfg->threads), per_worker_tls(cfg->threads);
+    std::vector<std::vector<int>> by_addr(cfg->listen.size()), by_addr_tls(cfg->tls_listen.size());
     for (int fd : inherited) {
         bool used = false;
         for (size_t j = 0; j < cfg->listen.size() && !used; j++)
             if (same_addr(fd, cfg->listen[j])) {
                 by_addr[j].push_back(fd);
+                used = true;
+            }
+        for (size_t j = 0; j < cfg->tls_listen.size() && !used; j++)
+            if (same_addr(fd, cfg->tls_listen[j])) {
+                by_addr_tls[j].push_back(fd);
                 used = true;
             }
         if (!used && cfg->has_admin && admin_fd < 0 && same_addr(fd, cfg->admin)) {
@@ -2208,10 +2551,17 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
         for (int fd : by_addr[j]) per_worker[k++ % cfg->threads].push_back(fd);
         for (; k < cfg->threads; k++) per_worker[k].push_back(listen_socket(cfg->listen[j], true));
     }
+    for (size_t j = 0; j < cfg->tls_listen.size(); j++) {
+        size_t k = 0;
+        for (int fd : by_addr_tls[j]) per_worker_tls[k++ % cfg->threads].push_back(fd);
+        for (; k < cfg->threads; k++) per_worker_tls[k].push_back(listen_socket(cfg->tls_listen[j], true));
+    }
+    if (cfg->tls) tls::rotate_ticket_keys();  // the first ticket key
+    int64_t next_rotation = cfg->tls_ticket_rotation ? mono_us() + int64_t{cfg->tls_ticket_rotation} * 1000000 : 0;
     for (unsigned i = 0; i < cfg->threads; i++) sh.counters.push_back(std::make_unique<Counters>());
     for (unsigned i = 0; i < cfg->threads; i++) {
         auto w = std::make_unique<Worker>(sh, i);
-        w->setup(per_worker[i], i == 0 ? admin_fd : -1);
+        w->setup(per_worker[i], per_worker_tls[i], i == 0 ? admin_fd : -1);
         sh.workers.push_back(std::move(w));
     }
     std::vector<std::thread> threads;
@@ -2226,6 +2576,7 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
     int up_listen = cfg->upgrade_socket.empty() ? -1 : upgrade_listen(cfg->upgrade_socket);
     std::string listen_text;
     for (auto& l : cfg->listen) listen_text += (listen_text.empty() ? "" : ",") + l.text;
+    for (auto& l : cfg->tls_listen) listen_text += (listen_text.empty() ? "tls " : ",tls ") + l.text;
     if (json_log)
         fmt::print(stderr, "{{\"type\":\"cache_proxy_start\",\"listen\":\"{}\",\"origin\":\"{}\",\"threads\":{},\"cache_bytes\":{}}}\n",
                    listen_text, cfg->origin.text, cfg->threads, cfg->cache_size);
@@ -2236,7 +2587,18 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
     bool upgraded = false;
     for (;;) {
         pollfd pf[2] = {{sfd, POLLIN, 0}, {up_listen, POLLIN, 0}};
-        if (::poll(pf, up_listen >= 0 ? 2 : 1, -1) < 0) continue;
+        int timeout_ms = -1;
+        if (next_rotation && sh.settings()->tls) {
+            int64_t now = mono_us();
+            if (now >= next_rotation) {  // the ticket key schedule
+                tls::rotate_ticket_keys();
+                unsigned period = sh.settings()->tls_ticket_rotation;
+                next_rotation = period ? now + int64_t{period} * 1000000 : 0;
+                continue;
+            }
+            timeout_ms = static_cast<int>(std::min<int64_t>((next_rotation - now) / 1000 + 1, 60000));
+        }
+        if (::poll(pf, up_listen >= 0 ? 2 : 1, timeout_ms) <= 0) continue;
         if (up_listen >= 0 && (pf[1].revents & POLLIN)) {
             int c = ::accept4(up_listen, nullptr, nullptr, SOCK_CLOEXEC);
             if (c < 0) continue;
@@ -2248,6 +2610,8 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
                 std::vector<int> fds;
                 for (auto& w : sh.workers)
                     for (int l : w->listeners_) fds.push_back(l);
+                for (auto& w : sh.workers)
+                    for (int l : w->tls_listeners_) fds.push_back(l);
                 if (sh.workers[0]->admin_fd_ >= 0) fds.push_back(sh.workers[0]->admin_fd_);
                 alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 253)] = {};
                 iovec iov{const_cast<char*>("fds\n"), 4};
@@ -2287,10 +2651,15 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
             try {
                 Settings ns = reload();
                 auto cur = sh.settings();
-                bool same_listen = ns.listen.size() == cur->listen.size() && ns.threads == cur->threads;
+                bool same_listen = ns.listen.size() == cur->listen.size() && ns.threads == cur->threads &&
+                                   ns.tls_listen.size() == cur->tls_listen.size();
                 for (size_t i = 0; same_listen && i < ns.listen.size(); i++) same_listen = ns.listen[i].text == cur->listen[i].text;
+                for (size_t i = 0; same_listen && i < ns.tls_listen.size(); i++)
+                    same_listen = ns.tls_listen[i].text == cur->tls_listen[i].text;
                 if (!same_listen) edge::out::warn("reload: listeners and threads are kept (restart to change them)");
                 ns.listen = cur->listen;
+                ns.tls_listen = cur->tls_listen;
+                if (!ns.tls_listen.empty() && !ns.tls) ns.tls = cur->tls;
                 ns.threads = cur->threads;
                 ns.has_admin = cur->has_admin;
                 ns.admin = cur->admin;
@@ -2304,6 +2673,13 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
                 }
                 sh.cfg_gen.fetch_add(1);
                 for (auto& w : sh.workers) w->wake();
+                // New certificates are in use from here; the ticket key rotates too (old tickets
+                // keep working for one more period).
+                if (sh.settings()->tls) {
+                    tls::rotate_ticket_keys();
+                    unsigned period = sh.settings()->tls_ticket_rotation;
+                    next_rotation = period ? mono_us() + int64_t{period} * 1000000 : 0;
+                }
                 if (old >= 0) {
                     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // workers flush to the old fd first
                     ::close(old);
@@ -2326,6 +2702,10 @@ int serve(Settings settings, std::function<Settings()> reload, bool json_log) {
     sh.draining = true;
     for (auto& w : sh.workers) w->wake();
     for (auto& t : threads) t.join();
+    if (sh.disk) {  // what is in memory goes to disk too: a restart starts warm
+        sh.store.spill_all();
+        sh.disk->flush();
+    }
     std::string stats = metrics_text(sh);
     uint64_t up = 0, reused = 0, hits = 0, reqs = 0;
     for (auto& c : sh.counters) {

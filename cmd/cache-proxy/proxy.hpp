@@ -19,6 +19,8 @@ struct alignas(64) Counters {
     std::atomic<uint64_t> upstream_requests{0}, upstream_new{0}, upstream_reused{0}, upstream_errors{0}, upstream_retries{0};
     std::atomic<uint64_t> rate_limited{0}, bad_requests{0}, coalesced{0}, accepted{0}, active{0}, purged{0};
     std::atomic<uint64_t> background_revalidations{0}, invalidations{0};
+    std::atomic<uint64_t> tls_handshakes{0}, tls_resumed{0}, tls_failed{0};
+    std::atomic<uint64_t> spliced_responses{0}, spliced_bytes{0};
 };
 
 // Runs the proxy until SIGTERM/SIGINT (drain) — SIGHUP calls `reload` for new settings.

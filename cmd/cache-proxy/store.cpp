@@ -1,5 +1,7 @@
 #include "store.hpp"
 
+#include "disk.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -100,20 +102,26 @@ ObjectPtr Store::lookup(const std::string& key, const FieldLookup& fields) {
     size_t h = std::hash<std::string>{}(key);
     touch(h);
     Shard& s = shard(h);
-    std::lock_guard lk(s.mu);
-    auto it = s.map.find(key);
-    if (it == s.map.end()) return nullptr;
-    Entry* e = it->second.get();
-    for (auto& v : e->variants) {
-        if (vary_matches(*v, fields)) {
-            if (s.head != e) {
-                unlink(s, e);
-                push_front(s, e);
+    {
+        std::lock_guard lk(s.mu);
+        auto it = s.map.find(key);
+        if (it != s.map.end()) {
+            Entry* e = it->second.get();
+            for (auto& v : e->variants) {
+                if (vary_matches(*v, fields)) {
+                    if (s.head != e) {
+                        unlink(s, e);
+                        push_front(s, e);
+                    }
+                    return v;
+                }
             }
-            return v;
         }
     }
-    return nullptr;
+    if (!disk_) return nullptr;
+    ObjectPtr o = disk_->find(key, fields);  // the disk tier: read back, promoted to memory
+    if (o) insert(key, o);
+    return o;
 }
 
 bool Store::insert(const std::string& key, ObjectPtr obj) {
@@ -186,6 +194,8 @@ void Store::make_room(size_t start, size_t incoming, size_t need) {
         while (s.tail && bytes_.load(std::memory_order_relaxed) + need > limit) {
             Entry* victim = s.tail;
             (void)incoming;
+            if (disk_)
+                for (auto& v : victim->variants) disk_->spill(victim->key, v);  // queued, written by the disk thread
             erase(s, victim);
             evictions_.fetch_add(1, std::memory_order_relaxed);
         }
@@ -193,25 +203,39 @@ void Store::make_room(size_t start, size_t incoming, size_t need) {
 }
 
 bool Store::remove(const std::string& key) {
+    bool on_disk = disk_ && disk_->remove(key);
     Shard& s = shard(std::hash<std::string>{}(key));
     std::lock_guard lk(s.mu);
     auto it = s.map.find(key);
-    if (it == s.map.end()) return false;
+    if (it == s.map.end()) return on_disk;
     erase(s, it->second.get());
     return true;
 }
 
 size_t Store::remove_prefix(std::string_view prefix) {
-    size_t n = 0;
+    std::vector<std::string> gone;
+    if (disk_) gone = disk_->remove_prefix(prefix);
     for (auto& s : shards_) {
         std::lock_guard lk(s.mu);
         std::vector<Entry*> doomed;
         for (auto& [k, e] : s.map)
             if (std::string_view(k).substr(0, prefix.size()) == prefix) doomed.push_back(e.get());
-        for (Entry* e : doomed) erase(s, e);
-        n += doomed.size();
+        for (Entry* e : doomed) {
+            gone.push_back(e->key);
+            erase(s, e);
+        }
     }
-    return n;
+    std::sort(gone.begin(), gone.end());
+    return static_cast<size_t>(std::unique(gone.begin(), gone.end()) - gone.begin());
+}
+
+void Store::spill_all() {
+    if (!disk_) return;
+    for (auto& s : shards_) {
+        std::lock_guard lk(s.mu);
+        for (Entry* e = s.tail; e; e = e->prev)  // least recent first: the newest end up most recent on disk
+            for (auto& v : e->variants) disk_->spill(e->key, v);
+    }
 }
 
 bool Store::claim(const std::string& key, Waiter w) {

@@ -53,9 +53,15 @@ struct Waiter {
     uint64_t conn;
 };
 
+class DiskTier;
+
 class Store {
 public:
     explicit Store(uint64_t limit);
+    // Evicted objects go to `d` and memory misses look there (nullptr: memory only).
+    void set_disk(DiskTier* d) { disk_ = d; }
+    // Hand every object to the disk tier (at shutdown, so that a restart finds them).
+    void spill_all();
     void set_limit(uint64_t limit) { limit_.store(limit); }
 
     ObjectPtr lookup(const std::string& key, const FieldLookup& fields);
@@ -100,6 +106,7 @@ private:
     void touch(size_t h);
 
     Shard shards_[k_shards];
+    DiskTier* disk_ = nullptr;
     std::atomic<uint64_t> limit_;
     std::atomic<uint64_t> bytes_{0}, objects_{0}, evictions_{0}, rejected_{0};
     static constexpr size_t k_sketch = 1 << 16;

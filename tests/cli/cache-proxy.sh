@@ -109,6 +109,51 @@ expect_out '"cache_bytes":67108864'
 printf 'origin = "127.0.0.1:8080"\ncache-size = "lots"\n' >"$T/bad.toml"
 run cache-proxy -c "$T/bad.toml" check
 expect_usage_error cache-proxy
+expect_err "bad.toml:2: cache-size: 'lots' is not a size"
+
+case_ "the example config is valid"
+run cache-proxy -c "$SRC/examples/cache-proxy.toml" check -j
+expect_rc 0
+expect_out '"cache_bytes":536870912'
+
+case_ "bad config values name FILE:LINE and the key; the command line wins and names --option"
+printf 'origin = "127.0.0.1:8080"\n# a comment\nthreads = 2\nlisten = ["127.0.0.1:1", "nonsense"]\n' >"$T/bad2.toml"
+run cache-proxy -c "$T/bad2.toml" check
+expect_usage_error cache-proxy
+expect_err "bad2.toml:4: listen: 'nonsense' is not HOST:PORT"
+run cache-proxy -c "$T/bad2.toml" --listen 127.0.0.1:9 check
+expect_rc 0
+printf 'origin = "127.0.0.1:8080"\nmax-header-size = "1K"\n\nmax-headers = 5000\n' >"$T/bad3.toml"
+run cache-proxy -c "$T/bad3.toml" check
+expect_usage_error cache-proxy
+expect_err "bad3.toml:4: max-headers: 5000 is out of range"
+run cache-proxy -c "$T/bad3.toml" --max-headers 9999 check
+expect_usage_error cache-proxy
+expect_err "^cache-proxy: --max-headers: 9999 is out of range"
+printf 'origin = "127.0.0.1:99999"\n' >"$T/bad4.toml"
+run cache-proxy -c "$T/bad4.toml" check
+expect_usage_error cache-proxy
+expect_err "bad4.toml:1: origin: bad port"
+printf 'origin = "127.0.0.1:80"\n\nthreads = -1\n' >"$T/bad6.toml"
+run cache-proxy -c "$T/bad6.toml" check
+expect_usage_error cache-proxy
+expect_err "bad6.toml:3: threads: -1 is out of range"
+printf 'origin = "127.0.0.1:80"\nrate-limit = "fast"\n' >"$T/bad7.toml"
+run cache-proxy -c "$T/bad7.toml" check
+expect_usage_error cache-proxy
+expect_err "bad7.toml:2: rate-limit: 'fast' is not a number"
+printf 'origin = "127.0.0.1:80"\nproxy-protocol = 3\n' >"$T/bad8.toml"
+run cache-proxy -c "$T/bad8.toml" check
+expect_usage_error cache-proxy
+expect_err "bad8.toml:2: proxy-protocol: expected true or false"
+printf 'origin = "127.0.0.1:80"\nthreads = "2"\nrate-limit = 5.5\n' >"$T/ok2.toml"
+run cache-proxy -c "$T/ok2.toml" check -j
+expect_rc 0
+expect_out '"threads":2'
+printf 'origin = "127.0.0.1:80"\nclient-timeout = 0\n' >"$T/bad5.toml"
+run cache-proxy -c "$T/bad5.toml" check
+expect_usage_error cache-proxy
+expect_err "bad5.toml:2: client-timeout: 0 is out of range"
 
 start_origin
 start_proxy main -t 2 --access-log "$T/access.jsonl" --heuristic-max 3600
@@ -212,7 +257,7 @@ get "/sie?age1=100&cc=max-age%3D60,stale-if-error%3D60"
 get "/nosie?age1=100&cc=max-age%3D60"
 get "/et?age1=100&cc=max-age%3D60&etag=abc"
 get "/lmv?age1=100&cc=max-age%3D60&lm=5000"
-get "/sie-down?age1=100&cc=max-age%3D60,stale-if-error%3D60"
+get "/sie-down?age1=100&cc=max-age%3D60,stale-if-error%3D600"
 
 case_ "request max-age=0 on an object five seconds old"
 get "/rq0?age1=5&cc=max-age%3D60&etag=e"
@@ -304,6 +349,32 @@ eq "$code" 206 "range on a memfd body"
 eq "$(cat "$Bd")" "$(tail -c 10 "$T/big.first")" "range bytes from a memfd body"
 n=$(curl -s -m 10 "http://127.0.0.1:$PP/big?cc=max-age%3D60&size=300000" "http://127.0.0.1:$PP/a?cc=max-age%3D60" | wc -c)
 eq "$n" 300022 "big body then a small one on one connection"
+
+case_ "pass-through bodies with splice: exact bytes, slow and vanishing clients, keep-alive after"
+s0=$(metric cache_proxy_spliced_responses_total)
+curl -s -m 10 "http://127.0.0.1:$OP/sp?cc=no-store&size=3000000" -o "$T/sp.direct"
+get "/sp?cc=no-store&size=3000000"
+eq "$code" 200 "spliced status"
+eq "$(stat -c %s "$Bd")" 3000000 "spliced body size"
+cmp -s "$Bd" "$T/sp.direct" || fail "spliced body differs from the origin's"
+s1=$(metric cache_proxy_spliced_responses_total)
+eq "$((s1 - s0))" 1 "responses spliced"
+b=$(metric cache_proxy_spliced_bytes_total)
+[ "${b:-0}" -ge 2000000 ] || fail "spliced bytes: $b"
+get "/sp?cc=no-store&size=3000000&chunked=1"
+eq "$(stat -c %s "$Bd")" 3000000 "chunked pass-through size"
+eq "$(metric cache_proxy_spliced_responses_total)" "$s1" "a chunked body is not spliced (it is re-framed)"
+get "/sp2?cc=no-store&size=100000"
+eq "$(metric cache_proxy_spliced_responses_total)" "$s1" "a body under --splice-min is not spliced"
+code=$(curl -s -m 20 --limit-rate 4M -o "$Bd" -w '%{http_code}' "http://127.0.0.1:$PP/sp?cc=no-store&size=3000000")
+cmp -s "$Bd" "$T/sp.direct" || fail "spliced body to a slow client differs"
+curl -s -m 10 "http://127.0.0.1:$PP/sp?cc=no-store&size=3000000" 2>/dev/null | head -c 1000 >/dev/null
+n=$(curl -s -m 10 "http://127.0.0.1:$PP/sp?cc=no-store&size=3000000" "http://127.0.0.1:$PP/a?cc=max-age%3D60" "http://127.0.0.1:$PP/sp?cc=no-store&size=3000000" | wc -c)
+eq "$n" 6000022 "spliced, cached, spliced on one connection"
+curl -s -m 10 -I "http://127.0.0.1:$PP/sp?cc=no-store&size=3000000" -o "$Bd"
+grep -q '^Content-Length: 3000000' "$Bd" || fail "HEAD of a large pass-through: $(cat "$Bd")"
+get "/a?cc=max-age%3D60"
+eq "$code" 200 "the proxy answers after a client left mid-splice"
 
 case_ "invalidation after POST, PUT, DELETE (URI and Location)"
 get "/inv?cc=max-age%3D60"
@@ -414,7 +485,7 @@ jq -e -s 'length > 50 and all(.type == "access") and any(.cache == "HIT") and an
 case_ "origin down: stale-if-error still answers; others get 502"
 kill "$OPID"
 wait "$OPID" 2>/dev/null
-get "/sie-down?age1=100&cc=max-age%3D60,stale-if-error%3D60"
+get "/sie-down?age1=100&cc=max-age%3D60,stale-if-error%3D600"
 eq "$code" 200 "stale-if-error with the origin down"
 eq "$(xc)" STALE "stale-if-error with the origin down"
 get "/never-seen"
