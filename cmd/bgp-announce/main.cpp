@@ -14,6 +14,7 @@
 #include "cli/error.hpp"
 #include "cli/tool.hpp"
 #include "config.hpp"
+#include "decode.hpp"
 #include "out/output.hpp"
 #include "speaker.hpp"
 
@@ -126,5 +127,7 @@ int main(int argc, char** argv) {
                              [&] { return run_ctl(sock, words, tool.globals().json); });
     tool.file(ctl->add_option("-s,--socket", sock, "The speaker's control socket")->required());
     ctl->add_option("words", words, "The command, e.g. status or announce route 192.0.2.0/24 community 65000:1");
+    add_decode_command(tool);
+    add_validate_command(tool);
     return tool.run(argc, argv);
 }

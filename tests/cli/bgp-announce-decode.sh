@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# bgp-announce decode on hand-built MRT dumps (tests/support/bgpi_mrt.py: one file per edge
+# case) and a synthetic BGP capture: -m must equal `bgpdump -m` byte for byte, record by
+# record; JSON Lines fields; gzip/bzip2/stdin; bad input. No root, no network.
+. "$(dirname "$0")/lib.sh"
+
+GEN="$SRC/tests/support/bgpi_mrt.py"
+python3 "$GEN" edge "$T/e" || { echo "FAIL: generator"; exit 1; }
+python3 "$GEN" bad "$T/b" || { echo "FAIL: generator"; exit 1; }
+python3 "$GEN" pcap "$T/s.pcap" || { echo "FAIL: generator"; exit 1; }
+
+HAVE_BGPDUMP=0
+if command -v bgpdump >/dev/null; then HAVE_BGPDUMP=1
+elif [ "${CI:-}" = true ]; then echo "FAIL: bgpdump missing under CI"; exit 1
+else echo "note: bgpdump not installed: parity checks against it are skipped"; fi
+
+# Each edge case alone, then all of them in one file: record-by-record parity with bgpdump.
+for f in "$T"/e/*.mrt; do
+    c=$(basename "$f" .mrt)
+    case_ "-m parity: $c"
+    run bgp-announce decode --mrt "$f" -m
+    if [ "$c" = malformed ] || [ "$c" = all ]; then expect_rc 0; expect_err 'malformed AS_PATH'; else expect_rc 0; fi
+    if [ $HAVE_BGPDUMP = 1 ]; then
+        bgpdump -m "$f" 2>/dev/null >"$T/exp"
+        cmp -s "$OUT" "$T/exp" || fail "differs from bgpdump -m: $(diff "$T/exp" "$OUT" | head -4)"
+    fi
+done
+
+# Expected shapes, independent of bgpdump (so the test means something without it).
+case_ "-m shapes"
+run bgp-announce decode --mrt "$T/e/all.mrt" -m
+expect_rc 0
+expect_out '^BGP4MP\|1700000000\|W\|192\.0\.2\.1\|65001\|10\.0\.0\.0/24$'
+expect_out '\|65001 65002 65003\|IGP\|192\.0\.2\.1\|200\|10\|65001:100 no-export no-advertise local-AS 65535:666 0:0\|NAG\|\|$'
+expect_out '\|65001 65002 \{65003,65004,65005\}\|IGP\|'
+expect_out '\|\(64512 64513\) \[64514,64515\] 65001 65002\|'
+expect_out '\|198\.51\.103\.0/24\|65001 4200000001 4200000002\|'
+expect_out '\|AG\|4200000009 192\.0\.2\.9\|$'
+expect_out '\|EGP\|'
+expect_out '\|192\.0\.3\.0/24\|65001\|INCOMPLETE\|'
+expect_out '^BGP4MP_ET\|1700000011\.123456\|A\|'
+expect_out '^BGP4MP_AP\|1700000010\|A\|192\.0\.2\.1\|65001\|198\.51\.109\.0/24\|2\|65001\|'
+expect_out '^BGP4MP_LOCAL\|'
+expect_out '^BGP4MP\|1700000012\|STATE\|2001:db8::1\|65001\|5\|6$'
+expect_out '^TABLE_DUMP2\|1700000020\|B\|2001:db8::2\|4200000002\|2001:db8:10::/48\|4200000002 65030\|IGP\|2001:db8::2\|'
+expect_out '^TABLE_DUMP2_AP\|'
+expect_out '^TABLE_DUMP\|1700000030\|B\|'
+expect_out '\|! Error !\|'
+expect_out '\|192\.0\.2\.77\|-1\|-1294967296\|'
+n=$(grep -c '|100\.[0-9]*\.[0-9]*\.0/24|' "$OUT")
+[ "$n" = 1500 ] || fail "long message: $n of 1500 prefixes"
+grep -q '\.\.\.|IGP|' "$OUT" || fail "long AS path not cut like bgpdump"
+
+case_ "gzip, bzip2 and stdin give the same lines"
+run bgp-announce decode --mrt "$T/e/all.mrt" -m
+cp "$OUT" "$T/plain"
+gzip -c "$T/e/all.mrt" >"$T/all.gz"
+bzip2 -c "$T/e/all.mrt" >"$T/all.bz2"
+cat "$T/all.gz" "$T/all.gz" >"$T/twice.gz"
+for f in all.gz all.bz2; do
+    run bgp-announce decode --mrt "$T/$f" -m
+    expect_rc 0
+    cmp -s "$OUT" "$T/plain" || fail "$f differs from the plain file"
+done
+run_stdin "$T/all.gz" bgp-announce decode --mrt - -m
+cmp -s "$OUT" "$T/plain" || fail "stdin differs"
+run bgp-announce decode --mrt "$T/twice.gz" -m
+[ "$(wc -l <"$OUT")" = $(( $(wc -l <"$T/plain") * 2 )) ] || fail "concatenated gzip members not both read"
+
+case_ "JSON Lines: one record per message"
+run bgp-announce -j decode --mrt "$T/e/all.mrt"
+expect_rc 0
+expect_jsonl
+expect_out '"type":"bgp_message".*"mrt_subtype":"MESSAGE_AS4".*"message":"update","withdrawn":\["10.0.0.0/24","10.0.1.0/24"\]'
+expect_out '"as_path":"65001 4200000001 4200000002","origin_as":4200000002,"as4_path_merged":true'
+expect_out '"message":"open","asn":65001,.*"add_path":\["ipv4-unicast:both"\]'
+expect_out '"message":"notification","code":6,"subcode":2,.*"shutdown_message":"shutdown"'
+expect_out '"message":"state_change","old_state":"open_confirm","new_state":"established"'
+expect_out '"type":"mrt_peer_index".*"view":"bgpi"'
+expect_out '"type":"bgp_rib".*"mrt_subtype":"RIB_IPV4_MULTICAST"'
+expect_out '"announced":\[\{"prefix":"198.51.109.0/24","path_id":1\}'
+expect_out '"unknown_attributes":\[\{"code":99,"flags":192,"value_hex":"deadbeef"\}\]'
+expect_out '"large_communities":\["65001:1:2"\],"ext_communities":\["rt:65001:1"\]'
+expect_out '"rfc7606":"treat_as_withdraw","warnings":\["malformed AS_PATH'
+expect_out '"as_path":"\(64512 64513\) \(\{64514,64515\}\) 65001 65002"'
+expect_out '"withdrawn":\[\],"announced":\[\],"end_of_rib":"ipv6-unicast"'
+expect_out '"withdrawn":\[\],"announced":\[\],"end_of_rib":"ipv4-unicast"'
+n=$(jq -r 'select(.type=="bgp_message") | .message' "$OUT" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+case "$n" in *" 4 state_change;"*) ;; *) fail "state changes: $n" ;; esac
+expect_err 'record [0-9]+: malformed AS_PATH'
+
+case_ "JSON Lines: --routes, one record per prefix"
+run bgp-announce -j decode --mrt "$T/e/all.mrt" --routes
+expect_rc 0
+expect_jsonl
+n=$(jq -r 'select(.type=="bgp_route" and .action=="announce") | .prefix' "$OUT" | grep -c '^100\.')
+[ "$n" = 1500 ] || fail "long message routes: $n"
+expect_out '"action":"withdraw","prefix":"2001:db8:ff::/64"'
+expect_out '"action":"rib","prefix":"198.51.100.0/24".*"as_path":"65001 65010","origin_as":65010'
+expect_out '"action":"announce","prefix":"2001:db8:1::/48".*"next_hop":"2001:db8::1"'
+jq -e 'select(.type!="bgp_route")' "$OUT" >/dev/null && fail "--routes printed other record types"
+
+case_ "text output names the record type"
+run bgp-announce decode --mrt "$T/e/basic.mrt"
+expect_rc 0
+expect_out '^bgp_message .*as_path=65001 65002 65003'
+
+# ---- pcap: reassembly, retransmission, reordering, two sessions -------------------------------
+case_ "pcap: messages across segments, reordered and retransmitted"
+run bgp-announce -j decode --pcap "$T/s.pcap" --port 1790
+expect_rc 0
+expect_jsonl
+n=$(jq -r 'select(.session==1) | .message' "$OUT" | tr '\n' ' ')
+[ "$n" = "open open keepalive keepalive update update update update " ] || fail "session 1 messages: $n"
+expect_out '"session":1,.*"announced":\["198.51.100.0/24","198.51.101.0/24"\].*"as_path":"65001 4200000005"'
+expect_out '"session":1,.*"withdrawn":\["198.51.101.0/24"\]'
+expect_out '"session":1,.*"as_path":"65001 \{65002,65003\}".*"origin":"incomplete"|"origin":"incomplete","as_path":"65001 \{65002,65003\}"'
+# session 2: 2-octet AS (AS4_PATH merged) with ADD-PATH learnt from the OPENs
+expect_out '"session":2,.*"announced":\[\{"prefix":"198.51.102.0/24","path_id":1\},\{"prefix":"198.51.102.0/24","path_id":2\}\].*"as_path":"65003 4200000007"'
+expect_out '"session":2,.*"message":"notification"'
+expect_no_err
+
+case_ "pcap: -m lines"
+run bgp-announce decode --pcap "$T/s.pcap" --port 1790 -m
+expect_rc 0
+expect_out '^BGP4MP_ET\|1700000000\.[0-9]{6}\|A\|127\.0\.0\.2\|65001\|198\.51\.100\.0/24\|65001 4200000005\|IGP\|192\.0\.2\.1\|0\|0\|65001:1\|NAG\|\|$'
+expect_out '^BGP4MP_ET\|[0-9.]+\|W\|127\.0\.0\.2\|65001\|198\.51\.101\.0/24$'
+expect_out '^BGP4MP_ET_AP\|[0-9.]+\|A\|127\.0\.0\.3\|65003\|198\.51\.102\.0/24\|2\|65003 4200000007\|'
+[ "$(wc -l <"$OUT")" = 7 ] || fail "expected 7 lines, got $(wc -l <"$OUT")"
+
+case_ "pcap: without --port only port 179 is BGP"
+run bgp-announce -j decode --pcap "$T/s.pcap"
+expect_rc 0
+jq -e 'select(.session==2)' "$OUT" >/dev/null && fail "port 1790 decoded without --port"
+
+case_ "pcap from stdin"
+run_stdin "$T/s.pcap" bgp-announce decode --pcap - --port 1790 -m
+expect_rc 0
+[ "$(wc -l <"$OUT")" = 7 ] || fail "stdin pcap"
+
+# ---- bad input ----------------------------------------------------------------------------------
+case_ "truncated MRT: records before it kept, exit 2"
+run bgp-announce decode --mrt "$T/b/truncated.mrt" -m
+expect_rc 2
+expect_err '^bgp-announce: .*truncated.mrt: truncated BGP4MP record .*after 3 complete records'
+expect_err_lines 1
+[ "$(wc -l <"$OUT")" = 8 ] || fail "lines before the cut were not kept"
+run bgp-announce decode --mrt "$T/b/truncated_header.mrt" -j
+expect_rc 2
+expect_err 'truncated MRT header'
+[ "$(wc -l <"$OUT")" = 3 ] || fail "records before the cut were not kept"
+
+case_ "truncated gzip"
+head -c 600 "$T/all.gz" >"$T/cut.gz"
+run bgp-announce decode --mrt "$T/cut.gz" -m
+expect_rc 2
+expect_err 'compressed data cut short'
+
+case_ "garbage and corrupt lengths"
+run bgp-announce decode --mrt "$T/b/garbage.mrt"
+expect_usage_error bgp-announce
+expect_err 'not an MRT file'
+run bgp-announce decode --mrt "$T/b/badlen.mrt" -m
+expect_rc 2
+expect_err 'corrupt MRT record at byte 396'
+run bgp-announce decode --mrt "$T/s.pcap"
+expect_usage_error bgp-announce
+expect_err 'needs --pcap'
+run bgp-announce decode --pcap "$T/e/all.mrt"
+expect_usage_error bgp-announce
+
+case_ "empty file: nothing, exit 0"
+run bgp-announce decode --mrt "$T/b/empty.mrt" -m
+expect_rc 0
+expect_no_out
+
+case_ "usage errors"
+run bgp-announce decode
+expect_usage_error bgp-announce
+run bgp-announce decode --mrt "$T/e/all.mrt" --pcap "$T/s.pcap"
+expect_usage_error bgp-announce
+run bgp-announce decode --mrt "$T/nope.mrt"
+expect_usage_error bgp-announce
+expect_err 'nope.mrt'
+run bgp-announce decode --mrt "$T/e/all.mrt" -m --routes
+expect_usage_error bgp-announce
+
+case_ "truncated pcap"
+head -c 1500 "$T/s.pcap" >"$T/cut.pcap"
+run bgp-announce decode --pcap "$T/cut.pcap" -j
+expect_rc 2
+expect_err 'cut short'
+
+finish
