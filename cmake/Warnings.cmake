@@ -11,6 +11,6 @@ endif()
 
 if(EDGE_FUZZ)
   # Everything instrumented for coverage and checked; fuzz targets add -fsanitize=fuzzer.
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()

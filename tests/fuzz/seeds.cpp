@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bgp/message.hpp"
 #include "net/build.hpp"
 #include "pcap/writer.hpp"
 #include "quic/synth.hpp"
@@ -77,5 +78,36 @@ int main(int argc, char** argv) {
     put(dir / "fuzz_http", "request", std::string("GET /a HTTP/1.1\r\nHost: x\r\nCache-Control: max-age=60, stale-if-error=30\r\n\r\n"));
     put(dir / "fuzz_http", "response", std::string("HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nCache-Control: public, s-maxage=10\r\nTransfer-Encoding: chunked\r\n\r\n"));
     put(dir / "fuzz_http", "range", std::string("bytes=0-99,200-"));
+    // BGP: a session's opening and an UPDATE per family; byte 0 selects the context.
+    {
+        using namespace edge::bgp;
+        Open o;
+        o.asn = 4200000001;
+        o.router_id = 0x0a000001;
+        o.multiprotocol = {ipv4_unicast, ipv6_unicast};
+        o.route_refresh = true;
+        Update u4;
+        u4.attrs.origin = origin_igp;
+        u4.attrs.as_path = AsPath{AsSegment{as_sequence, {65001, 4200000001}}, AsSegment{as_set, {1, 2}}};
+        u4.attrs.next_hop = ip("192.0.2.1");
+        u4.attrs.communities = {community_blackhole, community_no_export};
+        u4.nlri = {Nlri{edge::net::Prefix::parse("198.51.100.0/24").value()}};
+        Update u6;
+        u6.attrs.origin = origin_igp;
+        u6.attrs.as_path = AsPath{AsSegment{as_sequence, {65001}}};
+        u6.mp_reach = MpReach{ipv6_unicast, {ip("2001:db8::1")}, {Nlri{edge::net::Prefix::parse("2001:db8:1::/48").value()}}, {}, {}, {}};
+        Buf stream{1};  // 4-octet AS, no ADD-PATH
+        for (auto& m : {encode_open(o), encode_keepalive(), encode_update(u4), encode_update(u6),
+                        encode_update(Update::end_of_rib(ipv4_unicast)),
+                        encode_notification(Notification{6, 2, {}})}) stream.insert(stream.end(), m.begin(), m.end());
+        put(dir / "fuzz_bgp", "session", stream);
+    }
+    put(dir / "fuzz_bgp_commands", "text",
+        std::string("announce route 203.0.113.0/24 next-hop self community 65000:100 large-community 65000:1:2\n"
+                    "withdraw route 203.0.113.0/24\nannounce blackhole 198.51.100.7\n"
+                    "announce flow destination 203.0.113.10/32 protocol tcp destination-port 80 rate-limit 0\n"));
+    put(dir / "fuzz_bgp_commands", "json",
+        std::string("{\"type\":\"mitigation\",\"action\":\"blackhole\",\"prefix\":\"198.51.100.7/32\"}\n"
+                    "{\"announce\":\"203.0.113.0/24\",\"med\":10}\n"));
     return 0;
 }
