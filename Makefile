@@ -1,7 +1,7 @@
 # Thin wrapper over CMake presets. The two commands a newcomer needs:
 #   make demo    install deps, build, run the main job on the embedded example
 #   make check   install deps, build, run the whole test suite
-.PHONY: all deps build check demo bench fuzz asan completions clean
+.PHONY: all deps build check demo bench fuzz asan sanitize completions clean
 
 JOBS ?= $(shell nproc)
 
@@ -34,6 +34,11 @@ asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS)
 	@ctest --preset asan -j $(JOBS)
+
+# The sanitizer tier: one clang ASan + UBSan build runs the unit and CLI suites, then
+# every fuzz target for FUZZ_SECONDS (30 here). Not yet part of check: ~20 more CI minutes.
+sanitize: deps
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),30) scripts/check-sanitizers
 
 # Regenerate completions/ from the CLI definitions (a test fails when they are stale).
 completions: build
