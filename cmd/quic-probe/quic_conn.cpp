@@ -374,7 +374,12 @@ bool QuicConn::handle_error(int rv, const char* where) {
         return false;
     }
     if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
-        fail("timeout", "handshake timed out");
+        // Datagrams came back but none was QUIC: say so, it is a different fault than silence.
+        if (rx_datagrams > 0 && !server_spoke_quic)
+            fail("no_quic", fmt::format("{} UDP datagram(s) came back but none was a QUIC handshake answer: "
+                                        "no QUIC on this port?", rx_datagrams));
+        else
+            fail("timeout", "handshake timed out");
         return false;
     }
     if (rv == NGTCP2_ERR_IDLE_CLOSE) {

@@ -53,6 +53,7 @@ done
 P1=15433 P2=15434 P3=15435 P4=15436 PX=15439 # plain, Retry, v2 draft preferred, long chain; PX: closed
 P6=15437                                      # plain on [::1]
 PL1=15440 PL2=15441 PL3=15442                 # lossy relays in front of P1
+PN=15443                                      # a UDP echo: something, but not QUIC
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -344,6 +345,24 @@ expect_out 'unreachable: ICMP port unreachable'
 run $Q -j 127.0.0.1:$PX --timeout 3 --test handshake
 expect_field .error unreachable
 expect_field '.tests[0].result' fail
+
+case_ "no QUIC on the port: a UDP echo answers, the result is no_quic, exit 1"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(30)
+try:
+    while True:
+        d, a = s.recvfrom(2048)
+        s.sendto(b"hello, not quic\n", a)
+except socket.timeout:
+    pass' $PN &
+pids+=($!)
+sleep 0.3
+run $Q -j 127.0.0.1:$PN --timeout 2
+expect_rc 1
+expect_field .error no_quic
 
 case_ "unresolvable name: exit 1"
 run $Q -j no-such-host.invalid --timeout 2

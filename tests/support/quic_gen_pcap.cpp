@@ -77,7 +77,7 @@ constexpr std::string_view kRfcServerInitial =
 
 struct Gen {
     std::mt19937_64 rng;
-    pcap::Writer& w;
+    edge::pcap::Writer& w;
     std::FILE* keylog;
     std::int64_t ts = 1700000000LL * 1000000;
 
@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     if (scenarios.empty()) scenarios = {"rfc", "basic", "split", "retry", "vn", "v2", "v2draft", "v6", "garbage", "port8443"};
 
-    pcap::Writer w(out, 1 /* DLT_EN10MB */);
+    edge::pcap::Writer w(out, 1 /* DLT_EN10MB */);
     std::FILE* kl = keylog_path.empty() ? nullptr : std::fopen(keylog_path.c_str(), "w");
     Gen g{std::mt19937_64(seed), w, kl};
     auto ep = [](const char* a, std::uint16_t port) { return net::Endpoint{net::IpAddr::parse(a).value(), port}; };
