@@ -126,9 +126,9 @@ void Speaker::mark_dirty(const net::Prefix& p) {
 }
 
 void Speaker::remove_route(const net::Prefix& p, int source) {
-    auto it = rib_.find(p);
-    if (it == rib_.end() || (source >= 0 && it->second.source != source)) return;
-    rib_.erase(it);
+    auto* e = rib_.find(p);
+    if (!e || (source >= 0 && e->source != source)) return;
+    rib_.erase(p);
     mark_dirty(p);
 }
 
@@ -168,9 +168,8 @@ void Speaker::flush() {
     dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
     ann.reserve(dirty_.size());
     for (auto& p : dirty_) {
-        auto it = rib_.find(p);
-        if (it != rib_.end())
-            ann.emplace_back(p, &it->second);
+        if (auto* e = rib_.find(p))
+            ann.emplace_back(p, e);
         else
             wd.push_back(p);
     }
@@ -192,7 +191,7 @@ void Speaker::flush() {
 void Speaker::send_all(PeerState& ps) {
     std::vector<std::pair<net::Prefix, const Entry*>> ann;
     ann.reserve(rib_.size());
-    for (auto& [p, e] : rib_) ann.emplace_back(p, &e);
+    rib_.for_each([&](const net::Prefix& p, Entry& e) { ann.emplace_back(p, &e); });
     std::vector<const FlowEntry*> fann;
     for (auto& [k, f] : flows_) fann.push_back(&f);
     send_routes(ps, ann, {}, fann, {}, true);
@@ -465,8 +464,9 @@ void Speaker::apply(const Command& c, std::string* reply) {
             return;
         case Command::Kind::withdraw_all: {
             std::vector<net::Prefix> ps;
-            for (auto& [p, e] : rib_)
+            rib_.for_each([&](const net::Prefix& p, const Entry& e) {
                 if (e.source == 0) ps.push_back(p);
+            });
             for (auto& p : ps) remove_route(p, 0);
             std::vector<bgp::FlowSpec> fs;
             for (auto& [k, f] : flows_)
@@ -585,7 +585,7 @@ void Speaker::status_records(std::string& out) const {
 
 void Speaker::routes_records(std::string& out) const {
     std::vector<std::pair<net::Prefix, const Entry*>> v;
-    for (auto& [p, e] : rib_) v.emplace_back(p, &e);
+    rib_.for_each([&](const net::Prefix& p, const Entry& e) { v.emplace_back(p, &e); });
     std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first < b.first; });
     auto fill = [&](Record& r, const RouteAttrs& a, int source) {
         r.str("next_hop", a.next_hop ? a.next_hop->to_string() : "self");
@@ -721,7 +721,7 @@ void Speaker::shutdown(const std::string& why) {
     edge::out::info(fmt::format("{}: withdrawing {} route(s) and {} rule(s), closing sessions", why, rib_.size(), flows_.size()));
     flush();
     std::vector<net::Prefix> all;
-    for (auto& [p, e] : rib_) all.push_back(p);
+    rib_.for_each([&](const net::Prefix& p, const Entry&) { all.push_back(p); });
     std::vector<bgp::FlowSpec> fl;
     for (auto& [k, f] : flows_) fl.push_back(f.spec);
     for (auto& ps : peers_) {

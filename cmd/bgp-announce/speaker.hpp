@@ -6,9 +6,9 @@
 #include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "rib.hpp"
 #include "bgp/loop.hpp"
 #include "bgp/session.hpp"
 #include "config.hpp"
@@ -21,12 +21,6 @@ struct Options {
     std::string control_socket;
     std::string metrics;
     bool withdraw_on_eof = false;
-};
-
-struct PrefixHash {
-    size_t operator()(const net::Prefix& p) const noexcept {
-        return std::hash<net::IpAddr>{}(p.addr()) * 31 + static_cast<size_t>(p.length());
-    }
 };
 
 class Speaker {
@@ -102,7 +96,7 @@ private:
     std::vector<std::unique_ptr<GroupState>> groups_;
     std::vector<int> listeners_;
     int control_fd_ = -1, metrics_fd_ = -1, signal_fd_ = -1, health_fd_ = -1;
-    std::unordered_map<net::Prefix, Entry, PrefixHash> rib_;
+    PrefixMap<Entry> rib_;
     std::map<std::string, FlowEntry> flows_;
     std::vector<net::Prefix> dirty_;  // may repeat; flush() sorts and dedupes (cheaper than a set)
     std::map<std::string, bgp::FlowSpec> dirty_flows_;
