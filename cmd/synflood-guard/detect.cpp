@@ -106,9 +106,39 @@ int run_detect(const Options& o, const edge::cli::Globals& g, edge::out::Output&
     edge::pcap::Reader reader(o.pcap);
     if (!o.filter.empty()) reader.set_filter(o.filter);
     edge::detect::SynFloodDetector det(p);
-    auto st = edge::pcap::scan(reader, [&](const edge::net::Packet& pk, const edge::pcap::Frame& fr) {
-        det.add(pk, fr.ts_us, fr.wire_len);
-    });
+    // edge::pcap::scan with a lean path for the common frame (IPv4/TCP, see
+    // parse_tcp4_fast); every other frame goes through the full parser.
+    edge::pcap::require_link(reader);
+    edge::pcap::ScanStats st;
+    {
+        edge::out::Progress progress("reading " + reader.path(), reader.size());
+        edge::pcap::Frame fr;
+        const edge::net::LinkType link = *reader.link();
+        edge::detect::SynPacket sp;
+        while (reader.next(fr)) {
+            st.frames++;
+            st.bytes += fr.wire_len;
+            if (edge::detect::parse_tcp4_fast(fr.data, link, sp)) {
+                st.ip++;
+                det.add(sp, fr.ts_us, fr.wire_len);
+            } else {
+                edge::net::Packet pk = edge::net::parse_packet(fr.data, link, {false});
+                switch (pk.status) {
+                case edge::net::ParseStatus::ok:
+                    st.ip++;
+                    det.add(pk, fr.ts_us, fr.wire_len);
+                    break;
+                case edge::net::ParseStatus::not_ip: st.non_ip++; break;
+                case edge::net::ParseStatus::truncated: st.truncated++; break;
+                default: st.malformed++; break;
+                }
+            }
+            progress.tick([&] { return reader.position(); });
+        }
+        progress.finish();
+        st.file_truncated = reader.truncated();
+        st.file_error = reader.error();
+    }
     int rc = edge::pcap::report(reader, st);
     auto rep = det.finish();
 

@@ -32,6 +32,12 @@ inline uint64_t flow_fp(const edge_flow_key& k) noexcept {
 
 // The address with the bits after `len` cleared (a /len prefix's network address).
 net::IpAddr masked_addr(const net::IpAddr& a, int len) noexcept {
+    if (a.is_v4()) {
+        const auto& r = a.raw();
+        uint32_t x = uint32_t(r[0]) << 24 | uint32_t(r[1]) << 16 | uint32_t(r[2]) << 8 | r[3];
+        x &= len <= 0 ? 0 : len >= 32 ? ~uint32_t{0} : ~uint32_t{0} << (32 - len);
+        return net::IpAddr::v4(std::array<uint8_t, 4>{uint8_t(x >> 24), uint8_t(x >> 16), uint8_t(x >> 8), uint8_t(x)});
+    }
     std::array<uint8_t, 16> raw = a.raw();
     int n = a.is_v4() ? 4 : 16;
     for (int i = 0; i < n; i++) {
@@ -102,6 +108,8 @@ struct SynFloodDetector::Dst {
     std::vector<uint32_t> sec_syn, sec_syn_ack;
     std::vector<uint64_t> sec_bytes;
     std::unordered_map<uint16_t, uint64_t> ports;
+    uint64_t* last_port_count = nullptr;  // ports[last_port]
+    uint16_t last_port = 0;
     AddrTable<uint64_t> sources;   // capped at kMaxTracked keys
     AddrTable<uint64_t> prefixes;  // network addresses of the /prefix4 or /prefix6; capped too
     std::array<uint32_t, 256> ttl{};
@@ -130,9 +138,9 @@ uint32_t SynFloodDetector::SrcSketch::add(uint64_t h, uint32_t now) {
 }
 SynFloodDetector::~SynFloodDetector() = default;
 
-uint32_t SynFloodDetector::dst_index(const net::IpAddr& a, uint64_t h) {
+uint32_t SynFloodDetector::dst_index(const net::IpAddr& a) {
     if (last_dst_ != UINT32_MAX && last_dst_addr_ == a) return last_dst_;
-    uint32_t* slot = dsts_.get(a, h);
+    uint32_t* slot = dsts_.get(a, addr_hash(a));
     if (!*slot) {
         dst_list_.push_back(std::make_unique<Dst>());
         dst_list_.back()->addr = a;
@@ -183,8 +191,12 @@ void SynFloodDetector::FlowSet::rebuild(size_t nslots) {
 uint32_t SynFloodDetector::second(int64_t ts_us) {
     if (t0_ < 0) t0_ = ts_us;
     if (ts_us > tmax_) tmax_ = ts_us;
+    if (ts_us >= sec_lo_ && ts_us < sec_hi_) return sec_cur_;  // no division for most packets
     if (ts_us < t0_) return 0;
-    return static_cast<uint32_t>((ts_us - t0_) / 1000000);
+    sec_cur_ = static_cast<uint32_t>((ts_us - t0_) / 1000000);
+    sec_lo_ = t0_ + int64_t{sec_cur_} * 1000000;
+    sec_hi_ = sec_lo_ + 1000000;
+    return sec_cur_;
 }
 
 template <typename V>
@@ -193,7 +205,49 @@ static void bump(std::vector<V>& v, uint32_t i, uint64_t by = 1) {
     v[i] += static_cast<V>(by);
 }
 
-void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_len) {
+bool parse_tcp4_fast(std::span<const uint8_t> d, net::LinkType link, SynPacket& p) noexcept {
+    std::size_t off;
+    if (link == net::LinkType::ethernet) {
+        if (d.size() < 14 + 20 || d[12] != 0x08 || d[13] != 0x00) return false;
+        off = 14;
+    } else if (link == net::LinkType::raw_ip) {
+        if (d.size() < 20) return false;
+        off = 0;
+    } else {
+        return false;
+    }
+    const uint8_t* ip = d.data() + off;
+    if (ip[0] != 0x45 || ip[9] != net::kProtoTcp) return false;  // IPv4, no options, TCP
+    const std::size_t total = std::size_t(ip[2]) << 8 | ip[3];
+    if (total < 20 || ((ip[6] & 0x3f) | ip[7]) != 0) return false;  // fragments: the full parser
+    const std::size_t cap = std::min(off + total, d.size()), pos = off + 20;
+    if (pos + 20 > cap) return false;
+    const uint8_t* th = d.data() + pos;
+    const std::size_t doff = std::size_t(th[12] >> 4) * 4;
+    if (doff < 20 || pos + doff > cap) return false;
+    p.ip_version = 4;
+    p.proto = net::kProtoTcp;
+    p.ttl = ip[8];
+    p.tcp_flags = th[13];
+    p.has_l4 = true;
+    p.dport = static_cast<uint16_t>(th[2] << 8 | th[3]);
+    p.src = net::IpAddr::v4(std::array<uint8_t, 4>{ip[12], ip[13], ip[14], ip[15]});
+    p.dst = net::IpAddr::v4(std::array<uint8_t, 4>{ip[16], ip[17], ip[18], ip[19]});
+    p.key = edge_flow_key{};
+    std::memcpy(p.key.src, ip + 12, 4);
+    std::memcpy(p.key.dst, ip + 16, 4);
+    std::memcpy(&p.key.sport, th, 2);  // wire order, as parse_packet stores them
+    std::memcpy(&p.key.dport, th + 2, 2);
+    p.key.proto = net::kProtoTcp;
+    p.key.family = EDGE_FAMILY_V4;
+    return true;
+}
+
+void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_len) { add_impl(p, ts_us, wire_len); }
+void SynFloodDetector::add(const SynPacket& p, int64_t ts_us, uint32_t wire_len) { add_impl(p, ts_us, wire_len); }
+
+template <typename P>
+void SynFloodDetector::add_impl(const P& p, int64_t ts_us, uint32_t wire_len) {
     r_.packets++;
     r_.bytes += wire_len;
     uint32_t sec = second(ts_us);
@@ -203,19 +257,29 @@ void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_le
     using TF = net::TcpFlags;
     if ((f & TF::syn) && !(f & (TF::ack | TF::rst))) {
         r_.syn++;
+        const uint64_t fp = flow_fp(p.key);
+        flows_.prefetch(fp);  // a cache miss under a flood: started before the other work
         const uint64_t hs = addr_hash(p.src);
-        uint32_t di = dst_index(p.dst, addr_hash(p.dst));
+        sketch_.prefetch(hs);
+        net::IpAddr net = masked_addr(p.src, p.src.is_v4() ? p_.prefix4 : p_.prefix6);
+        const uint64_t hn = addr_hash(net);
+        uint32_t di = dst_index(p.dst);
         Dst& d = *dst_list_[di];
+        d.sources.prefetch(hs);
+        d.prefixes.prefetch(hn);
         d.syn++;
         d.syn_bytes += wire_len;
         bump(d.sec_syn, sec);
         bump(d.sec_bytes, sec, wire_len);
-        d.ports[p.dport]++;
+        if (!d.last_port_count || d.last_port != p.dport) {
+            d.last_port_count = &d.ports[p.dport];  // node-based map: the reference stays valid
+            d.last_port = p.dport;
+        }
+        ++*d.last_port_count;
         d.ttl[p.ttl]++;
         d.distinct.add_hash(hs);
         if (uint64_t* c = d.sources.get(p.src, hs, kMaxTracked)) ++*c;
-        net::IpAddr net = masked_addr(p.src, p.src.is_v4() ? p_.prefix4 : p_.prefix6);
-        if (uint64_t* c = d.prefixes.get(net, addr_hash(net), kMaxTracked)) ++*c;
+        if (uint64_t* c = d.prefixes.get(net, hn, kMaxTracked)) ++*c;
         all_sources_.add_hash(hs);
         Src* s = srcs_.find(p.src, hs);
         if (!s && sketch_.add(hs, sec) >= promote_) {
@@ -226,7 +290,7 @@ void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_le
             s->syn = s->syn_flows = s->cur = s->peak = promote_ - 1;
         }
         uint32_t new_flow = 0;
-        uint64_t* fs = flows_.get(flow_fp(p.key), true);
+        uint64_t* fs = flows_.get(fp, true);
         if (fs && !(*fs & 1)) {
             *fs |= 1;
             new_flow = flows_.weight();
@@ -248,7 +312,7 @@ void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_le
     }
     if ((f & TF::syn) && (f & TF::ack)) {
         r_.syn_ack++;
-        Dst& d = *dst_list_[dst_index(p.src, addr_hash(p.src))];  // the server answers
+        Dst& d = *dst_list_[dst_index(p.src)];  // the server answers
         d.syn_ack++;
         bump(d.sec_syn_ack, sec);
         return;
@@ -263,7 +327,7 @@ void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_le
             *fs |= 2;
             const uint32_t w = flows_.weight();
             r_.completed += w;
-            dst_list_[dst_index(p.dst, addr_hash(p.dst))]->completed += w;
+            dst_list_[dst_index(p.dst)]->completed += w;
             if (Src* s = srcs_.find(p.src, addr_hash(p.src))) s->completed += w;
         }
     }

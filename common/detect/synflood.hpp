@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -147,6 +148,7 @@ public:
         }
         return nullptr;
     }
+    void prefetch(uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
     size_t size() const noexcept { return items_.size(); }
     const std::vector<Entry>& entries() const noexcept { return items_; }
     std::vector<Entry>& entries() noexcept { return items_; }
@@ -167,11 +169,27 @@ private:
 // The hash AddrTable and DistinctCounter use (a 64-bit mix of family and address).
 uint64_t addr_hash(const net::IpAddr& a) noexcept;
 
+// The fields of a packet the detector reads (named as in net::Packet).
+struct SynPacket {
+    uint8_t ip_version = 0, proto = 0, ttl = 0, tcp_flags = 0;
+    bool has_l4 = false;
+    uint16_t dport = 0;
+    net::IpAddr src, dst;
+    edge_flow_key key{};
+};
+
+// A lean parser for the common frame of a capture: Ethernet (no VLAN) or raw IP,
+// IPv4 without options, not a fragment, a complete TCP header. Fills p exactly as
+// net::parse_packet would (status ok) and returns true; false for every other frame
+// (then the caller uses net::parse_packet).
+bool parse_tcp4_fast(std::span<const uint8_t> d, net::LinkType link, SynPacket& p) noexcept;
+
 class SynFloodDetector {
 public:
     explicit SynFloodDetector(SynFloodParams p = {});
     ~SynFloodDetector();
     void add(const net::Packet& p, int64_t ts_us, uint32_t wire_len);
+    void add(const SynPacket& p, int64_t ts_us, uint32_t wire_len);
     SynReport finish();
 
 private:
@@ -193,6 +211,7 @@ private:
         FlowSet() { slots_.assign(4096, 0); }
         // nullptr: not sampled at the current level (or absent and !insert).
         uint64_t* get(uint64_t fp, bool insert);
+        void prefetch(uint64_t fp) const noexcept { __builtin_prefetch(&slots_[(fp >> 2) & (slots_.size() - 1)]); }
         size_t size() const noexcept { return size_; }
         uint32_t weight() const noexcept { return 1u << level_; }
         unsigned level() const noexcept { return level_; }
@@ -212,12 +231,19 @@ private:
         std::vector<uint16_t> c = std::vector<uint16_t>(4 * 8192, 0);
         uint32_t sec = UINT32_MAX;
         uint32_t add(uint64_t h, uint32_t now);
+        void prefetch(uint64_t h) const noexcept {
+            for (size_t r = 0; r < 4; r++) __builtin_prefetch(&c[r * 8192 + ((h >> (13 * r)) & 8191)]);
+        }
     };
-    uint32_t dst_index(const net::IpAddr& a, uint64_t h);
+    template <typename P>
+    void add_impl(const P& p, int64_t ts_us, uint32_t wire_len);
+    uint32_t dst_index(const net::IpAddr& a);
     uint32_t second(int64_t ts_us);
 
     SynFloodParams p_;
     int64_t t0_ = -1, tmax_ = 0;
+    int64_t sec_lo_ = 0, sec_hi_ = -1;  // [lo, hi): the timestamps of second sec_cur_
+    uint32_t sec_cur_ = 0;
     AddrTable<uint32_t> dsts_;                 // address -> index + 1 in dst_list_
     std::vector<std::unique_ptr<Dst>> dst_list_;
     uint32_t last_dst_ = UINT32_MAX;
