@@ -2,18 +2,22 @@
 # Benchmark: time until BIRD holds N IPv4 /24s sent by bgp-announce, versus a second BIRD
 # exporting them as static routes (cold start) and ExaBGP (tuned, batched API), alternating
 # runs (A B C A B C ...), medians. Also bgp-announce CPU and peak RSS.
-#   tests/bench/bgp-announce.sh [-n PREFIXES] [-r RUNS] [--no-exabgp]   (EDGE_BIN=build/bin)
+#   tests/bench/bgp-announce.sh [-n PREFIXES] [-r RUNS] [--no-exabgp] [--gobgp]   (EDGE_BIN=build/bin)
+# --gobgp adds GoBGP (`gobgp mrt inject global` of the same routes as a TABLE_DUMP_V2 file): one
+# run only, it takes minutes and gigabytes for 1 M routes.
 # Loopback only: BIRD on 127.0.0.1:17950, speakers from 127.0.0.2.
 set -u
 N=100000
 RUNS=3
 EXA=1
+GOBGP=0
 while [ $# -gt 0 ]; do
     case $1 in
     -n) N=$2; shift ;;
     -r) RUNS=$2; shift ;;
     --no-exabgp) EXA=0 ;;
-    *) echo "usage: $0 [-n PREFIXES] [-r RUNS] [--no-exabgp]" >&2; exit 2 ;;
+    --gobgp) GOBGP=1 ;;
+    *) echo "usage: $0 [-n PREFIXES] [-r RUNS] [--no-exabgp] [--gobgp]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -150,8 +154,64 @@ for r in $(seq "$RUNS"); do
         stop_bird
     fi
 done
+if [ $GOBGP = 1 ] && command -v gobgpd >/dev/null; then
+    # The same N /24s as a TABLE_DUMP_V2 RIB (one peer, ORIGIN IGP, AS_PATH 65001, NEXT_HOP).
+    python3 - "$N" "$T/rib.mrt" <<'EOF2'
+import struct, sys
+n = int(sys.argv[1]); out = open(sys.argv[2], "wb")
+def rec(sub, body): out.write(struct.pack(">IHHI", 1700000000, 13, sub, len(body)) + body)
+rec(1, bytes([127, 0, 0, 2]) + struct.pack(">H", 0) + struct.pack(">H", 1) + bytes([2]) + bytes([127, 0, 0, 2]) * 2 + struct.pack(">I", 65001))
+attrs = bytes([0x40, 1, 1, 0]) + bytes([0x40, 2, 6, 2, 1]) + struct.pack(">I", 65001) + bytes([0x40, 3, 4, 198, 18, 0, 2])
+for i in range(n):
+    p = bytes([24, ((i >> 16) + 10) & 255, (i >> 8) & 255, i & 255])
+    rec(2, struct.pack(">I", i) + p + struct.pack(">HHIH", 1, 0, 1700000000, len(attrs)) + attrs)
+EOF2
+    cat >"$T/gobgpd.toml" <<EOF2
+[global.config]
+  as = 65001
+  router-id = "127.0.0.2"
+  port = -1
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 65000
+  [neighbors.transport.config]
+    local-address = "127.0.0.2"
+    remote-port = 17950
+EOF2
+    start_bird
+    gobgpd -f "$T/gobgpd.toml" --api-hosts 127.0.0.1:50071 -l warn >"$T/gobgpd.log" 2>&1 &
+    G=$!
+    PIDS+=($G)
+    for _ in $(seq 100); do gobgp -p 50071 neighbor 2>/dev/null | grep -q Establ && break; sleep 0.1; done
+    t0=$(date +%s%N)
+    # mrt inject drops the tail of its input when its stdin closes early: keep it open.
+    mkfifo "$T/hold"
+    gobgp -p 50071 mrt inject global "$T/rib.mrt" <"$T/hold" >/dev/null 2>&1 &
+    INJ=$!
+    PIDS+=($INJ)
+    exec 9>"$T/hold"
+
+    # GoBGP may stop short of N (it drops the tail of an MRT file): report how many BIRD got and
+    # when the count last moved, once inject has exited and BIRD's count stood still for 10 s.
+    last=-1 tl=$t0 end=$((SECONDS + 900))
+    while [ $SECONDS -le $end ]; do
+        c=$(bird_count)
+        [ "${c:-0}" != "$last" ] && { last=${c:-0}; tl=$(date +%s%N); }
+        [ "$last" = "$N" ] && break
+        if ! kill -0 $INJ 2>/dev/null && [ $(( ($(date +%s%N) - tl) / 1000000000 )) -ge 10 ]; then break; fi
+        sleep 0.2
+    done
+    t=$(echo "scale=3; ($tl - $t0) / 1000000000" | bc)
+    echo "run 1: gobgp        $last of $N routes in $t s, gobgpd cpu $(cpu_s $G) s, peak RSS $(rss_mb $G) MB, BIRD cpu $(cpu_s $BIRD) s"
+    gob="$t ($last routes)"
+    exec 9>&-
+    kill $INJ $G 2>/dev/null; wait $G 2>/dev/null
+    stop_bird
+fi
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo "median bgp-announce: $(median "${ours[@]}") s for $N routes"
 echo "median bird->bird:   $(median "${birds[@]}") s for $N routes"
 [ $EXA = 1 ] && echo "median exabgp:       $(median "${exas[@]}") s for $N routes"
+[ $GOBGP = 1 ] && echo "gobgp (one run):     ${gob:-not run} s for $N routes"
 exit 0
