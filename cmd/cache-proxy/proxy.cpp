@@ -889,24 +889,13 @@ bool Client::flush() {
             close();
             return false;
         }
-        w.ctr_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
         if (to_file) {
+            w.ctr_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
             file_left -= static_cast<size_t>(n);  // sendfile advanced file_off
             if (!file_left) file_fd = -1;
             continue;
         }
-        size_t left = static_cast<size_t>(n);
-        while (left && iov_i < niov) {
-            if (left >= iov[iov_i].iov_len) {
-                left -= iov[iov_i].iov_len;
-                iov_i++;
-            } else {
-                iov[iov_i].iov_base = static_cast<char*>(iov[iov_i].iov_base) + left;
-                iov[iov_i].iov_len -= left;
-                left = 0;
-            }
-        }
-        stream_pos += left;
+        consume_output(static_cast<size_t>(n));  // sendmsg covers the iovecs only, send the stream only
         if (stream_pos == stream.size() && stream_pos) {
             stream.clear();
             stream_pos = 0;
