@@ -75,6 +75,13 @@ void wait_ready(const Plan& pl, State& st, edge::out::Output& out) {
     });
     (void)t;
     say(out, "up", fmt::format("the client reaches http://{}:{}/ through the edge", pl.vip, pl.port));
+    if (!pl.vip6.empty()) {
+        wait_until(st, fmt::format("the client reaching http://[{}]:{}/", pl.vip6, pl.port), 15, [&] {
+            auto r = http_get(pl.ns_cli, pl.vip6, pl.port, "/index.html", 2, &why);
+            return r && r->status == 200;
+        });
+        say(out, "up", fmt::format("and http://[{}]:{}/ over IPv6", pl.vip6, pl.port));
+    }
 }
 
 }  // namespace

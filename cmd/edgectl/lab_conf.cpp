@@ -60,6 +60,7 @@ void write_peer_configs(const Plan& pl) {
             "  neighbor {} as {};\n"
             "  passive on;\n"
             "  hold time {};\n"
+            "  med metric yes;\n"
             "  ipv4 {{ import all; export none; }};\n",
             bird_proto(p), p.name, p.isp_addr, pl.isp_as, p.pop_addr, pl.stack.pops[&p - pl.pops.data()].asn,
             std::max<uint32_t>(3, pl.stack.hold_time));

@@ -15,10 +15,13 @@
 #include "lab.hpp"
 #include "lab_conf.hpp"
 #include "lab_http.hpp"
+#include "lab_lbmap.hpp"
 #include "lab_procs.hpp"
 #include "lab_query.hpp"
 #include "lab_sys.hpp"
+#include "net/flow.hpp"
 #include "out/record.hpp"
+#include "trace.hpp"
 
 namespace edgectl::lab {
 
@@ -62,6 +65,15 @@ uint64_t Demo::lb_flows(const PopPlan& p, const std::string& backend) {
     edge::failure("{}: no counters for {} in xdp-lb stats", p.name, backend.empty() ? "the VIP" : backend);
 }
 
+uint64_t Demo::lb_service_flows(const PopPlan& p, const std::string& service) {
+    auto lb = find_proc(st_, p.name + "/xdp-lb");
+    auto j = tool_json(lb, {tool_path("xdp-lb"), "-j", "stats", "-i", p.lb_if});
+    std::istringstream in(j);
+    for (std::string line; std::getline(in, line);)
+        if (line.find(fmt::format("\"service\":\"{}\"", service)) != std::string::npos) return static_cast<uint64_t>(json_num(line, "", "new_flows"));
+    edge::failure("{}: no counters for {} in xdp-lb stats", p.name, service);
+}
+
 void Demo::reload_lb(const PopPlan& p, const Stack& s) {
     auto lb = find_proc(st_, p.name + "/xdp-lb");
     auto err = log_path(pl_.dir, lb.name, "err");
@@ -77,12 +89,16 @@ void Demo::routes() {
     auto rs = bird_routes(bird_ctl(pl_), prefix_);
     int bests = 0;
     for (auto& r : rs) {
-        show(fmt::format("  {} via {}  AS path {}{}", r.proto, r.via, r.as_path, r.best ? "   <- best" : ""));
+        show(fmt::format("  {} via {}  AS path {}  MED {}{}", r.proto, r.via, r.as_path, r.med ? std::to_string(*r.med) : "none",
+                         r.best ? "   <- best" : ""));
         bests += r.best;
     }
     check(rs.size() == pl_.pops.size(), fmt::format("{} paths for {}, one per PoP", pl_.pops.size(), prefix_));
     check(bests == 1, "exactly one best path");
-    auto& p = pl_.pop(best());
+    std::string want = predicted_pop(pl_.stack), bp = best();
+    check(bp == want, fmt::format("BIRD's best path is {}'s, as the stack's AS paths and MEDs say (shortest path, lowest MED, "
+                                      "lowest router ID)", want));
+    auto& p = pl_.pop(bp);
     std::string nh = fib_next_hop(pl_.ns_isp, pl_.vip);
     show(fmt::format("$ ip route get {}   (in {}): via {}", pl_.vip, pl_.ns_isp, nh));
     check(nh == p.pop_addr, fmt::format("the ISP's kernel FIB sends {} to {} ({})", pl_.vip, p.name, p.pop_addr));
@@ -112,6 +128,47 @@ void Demo::miss_hit() {
     show(fmt::format("the connection {}:{} is held by {} (its reply went straight back to the client)", pl_.cli_addr, c.local_port(),
                      served.empty() ? "?" : served));
     check(!served.empty(), "a backend holds the client's connection");
+}
+
+void Demo::ipv6() {
+    section("IPv6: a request to the IPv6 VIP takes the same path (BIRD's IPv6 route, xdp-lb IPv6-in-IPv4, decap, cache-proxy)");
+    if (pl_.vip6.empty()) {
+        show("the stack has no IPv6 VIP on the cache port, or a PoP carries no IPv6 next hop: skipped");
+        return;
+    }
+    std::string prefix6;
+    for (auto& pr : pl_.stack.prefixes)
+        if (auto a = edge::net::IpAddr::parse(pl_.vip6); a && pr.contains(*a)) prefix6 = pr.to_string();
+    show(fmt::format("$ birdc show route {} all   (in {})", prefix6, pl_.ns_isp));
+    std::string best6;
+    for (auto& r : bird_routes(bird_ctl(pl_), prefix6)) {
+        show(fmt::format("  {} via {}  AS path {}  MED {}{}", r.proto, r.via, r.as_path, r.med ? std::to_string(*r.med) : "none",
+                         r.best ? "   <- best" : ""));
+        if (r.best)
+            for (auto& p : pl_.pops)
+                if (bird_proto(p) == r.proto) best6 = p.name;
+    }
+    auto& p = pl_.pop(best());
+    check(best6 == p.name, fmt::format("BIRD's best IPv6 path is {}'s too", p.name));
+    std::string nh = fib_next_hop(pl_.ns_isp, pl_.vip6);
+    show(fmt::format("$ ip route get {}   (in {}): via {}", pl_.vip6, pl_.ns_isp, nh));
+    check(nh == p.pop_addr6, fmt::format("the ISP's kernel FIB sends {} to {} ({})", pl_.vip6, p.name, p.pop_addr6));
+    std::string svc = fmt::format("[{}]:{}/tcp", pl_.vip6, pl_.port);
+    uint64_t f0 = lb_service_flows(p, svc);
+    HttpConn c(pl_.ns_cli, pl_.vip6, pl_.port);
+    check(c.connected(), fmt::format("the client ({}) connects to [{}]:{}{}", pl_.cli_addr6, pl_.vip6, pl_.port,
+                                     c.error().empty() ? "" : " (" + c.error() + ")"));
+    auto r = c.get("/hello.txt");
+    check(r && r->status == 200, "GET http://[" + pl_.vip6 + "]/hello.txt: 200" + (r ? "" : " (" + c.error() + ")"));
+    show(fmt::format("GET http://[{}]/hello.txt -> {} X-Cache-Status: {}", pl_.vip6, r->status, r->header("X-Cache-Status")));
+    std::string served;
+    for (auto& b : p.backends)
+        for (auto& peer : established(b.ns_srv, pl_.port))
+            if (peer == fmt::format("[{}]:{}", pl_.cli_addr6, c.local_port())) served = b.addr;
+    uint64_t f1 = lb_service_flows(p, svc);
+    show(fmt::format("xdp-lb {} {}: new flows +{}; the connection is held by backend {}", p.name, svc, f1 - f0, served.empty() ? "?" : served));
+    check(f1 == f0 + 1, fmt::format("{}'s xdp-lb balanced the IPv6 connection", p.name));
+    check(!served.empty(), "a backend of " + p.name + " holds the IPv6 connection");
 }
 
 void Demo::failover() {
@@ -191,6 +248,21 @@ void Demo::drain() {
                 }
     show(fmt::format("draining {} (weight 0 in the stack, edgectl render, SIGHUP to {}'s xdp-lb)", victim, p.name));
     reload_lb(p, drained);
+    // What edgectl trace reads for one of its connections: the balancer's connection table
+    // still names the drained backend, its Maglev table no longer does.
+    {
+        uint16_t port = on[victim].front();
+        auto k = edge::net::make_flow_key(*edge::net::IpAddr::parse(pl_.cli_addr), port, *edge::net::IpAddr::parse(pl_.vip), pl_.port, 6);
+        LbFlowView v;
+        v.error = "no XDP program on " + p.lb_if;
+        for (auto& x : xdp_progs(p.ns_lb))
+            if (x.ifname == p.lb_if) v = lb_flow_view(x.id, k);
+        show(fmt::format("$ edgectl trace --flow {}:{}-{}:{}/tcp: connection table -> {}, Maglev now -> {}{}", pl_.cli_addr, port, pl_.vip,
+                         pl_.port, v.ct_entry ? v.ct_backend : "no entry", v.maglev_backend.empty() ? "none" : v.maglev_backend,
+                         v.error.empty() ? "" : " (" + v.error + ")"));
+        check(v.error.empty() && v.ct_entry && v.ct_backend == victim && !v.maglev_backend.empty() && v.maglev_backend != victim,
+              "the connection table keeps the connection on the drained backend; Maglev picks another for new flows");
+    }
     int ok = 0;
     for (auto& c : conns) {
         auto r = c.get("/hello.txt");
@@ -376,6 +448,7 @@ int demo(const std::string& file, edge::out::Output& out) {
         d.start_captures();
         d.routes();
         d.miss_hit();
+        d.ipv6();
         d.failover();
         d.drain();
         d.flood();

@@ -13,6 +13,7 @@ public:
     Demo(const Plan& pl, edge::out::Output& out);
     void routes();
     void miss_hit();
+    void ipv6();  // a request from the client to the IPv6 VIP, the same path
     void failover();
     void drain();
     void flood();
@@ -28,6 +29,7 @@ private:
     const PopPlan& other(const std::string& pop) const;
     // New flows xdp-lb counted at a PoP: for the VIP's service, or for one backend.
     uint64_t lb_flows(const PopPlan& p, const std::string& backend = "");
+    uint64_t lb_service_flows(const PopPlan& p, const std::string& service);  // "[2001:db8::10]:80/tcp"
     void reload_lb(const PopPlan& p, const Stack& s);  // render, SIGHUP xdp-lb, wait for "reloaded"
 
     const Plan& pl_;

@@ -33,23 +33,31 @@ std::string HttpResponse::header(const std::string& name) const {
 }
 
 HttpConn::HttpConn(const std::string& ns, const std::string& addr, uint16_t port, double timeout_s)
-    : host_(fmt::format("{}:{}", addr, port)) {
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    if (inet_pton(AF_INET, addr.c_str(), &sa.sin_addr) != 1) {
+    : host_(addr.find(':') != std::string::npos ? fmt::format("[{}]:{}", addr, port) : fmt::format("{}:{}", addr, port)) {
+    sockaddr_storage ss{};
+    socklen_t salen;
+    int family;
+    if (auto* s4 = reinterpret_cast<sockaddr_in*>(&ss); inet_pton(AF_INET, addr.c_str(), &s4->sin_addr) == 1) {
+        family = s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        salen = sizeof(sockaddr_in);
+    } else if (auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss); inet_pton(AF_INET6, addr.c_str(), &s6->sin6_addr) == 1) {
+        family = s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        salen = sizeof(sockaddr_in6);
+    } else {
         error_ = "bad address " + addr;
         return;
     }
     {
         Netns in(ns);
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        fd_ = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     }
     if (fd_ < 0) {
         error_ = std::strerror(errno);
         return;
     }
-    int rc = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    int rc = connect(fd_, reinterpret_cast<sockaddr*>(&ss), salen);
     if (rc != 0 && errno != EINPROGRESS) {
         error_ = fmt::format("connect: {}", std::strerror(errno));
     } else if (rc != 0) {
@@ -65,10 +73,10 @@ HttpConn::HttpConn(const std::string& ns, const std::string& addr, uint16_t port
         fd_ = -1;
         return;
     }
-    sockaddr_in me{};
+    sockaddr_storage me{};
     socklen_t len = sizeof me;
     getsockname(fd_, reinterpret_cast<sockaddr*>(&me), &len);
-    local_port_ = ntohs(me.sin_port);
+    local_port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&me)->sin_port : reinterpret_cast<sockaddr_in6*>(&me)->sin6_port);
 }
 
 HttpConn::HttpConn(HttpConn&& o) noexcept

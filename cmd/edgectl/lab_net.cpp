@@ -77,6 +77,13 @@ void build_network(const Plan& pl, State& st) {
     addr(pl.ns_org, "el-org0", pl.org_addr + "/24");
     ip(pl.ns_org, {"route", "add", "default", "via", pl.org_gw});
     ns_sysctl(pl.ns_isp, "net.ipv4.ip_forward", "1");
+    const bool v6 = !pl.vip6.empty();
+    if (v6) {
+        addr(pl.ns_isp, "el-i-cli", pl.cli_gw6 + "/64");
+        addr(pl.ns_cli, "el-cli0", pl.cli_addr6 + "/64");
+        ip(pl.ns_cli, {"-6", "route", "add", "default", "via", pl.cli_gw6});
+        ns_sysctl(pl.ns_isp, "net.ipv6.conf.all.forwarding", "1");
+    }
 
     for (auto& p : pl.pops) {
         // ISP <-> PoP router: the BGP session's link.
@@ -99,6 +106,14 @@ void build_network(const Plan& pl, State& st) {
         addr(p.ns_lb, p.lb_if, p.lb_addr + "/24");
         ip(p.ns_lb, {"route", "add", "default", "via", p.br_addr});
         for (auto& pr : p.v4_prefixes) ip(p.ns_rtr, {"route", "add", pr, "via", p.lb_addr});
+        if (v6) {
+            ns_sysctl(p.ns_rtr, "net.ipv6.conf.all.forwarding", "1");
+            ip(p.ns_rtr, {"-6", "route", "add", "default", "via", p.isp_addr6});
+            addr(p.ns_rtr, p.br, p.br_addr6 + "/64");
+            addr(p.ns_lb, p.lb_if, p.lb_addr6 + "/64");
+            ip(p.ns_lb, {"-6", "route", "add", "default", "via", p.br_addr6});
+            for (auto& pr : p.v6_prefixes) ip(p.ns_rtr, {"-6", "route", "add", pr, "via", p.lb_addr6});
+        }
         // The ISP routes the PoP's inner links back (the caches' connections to the origin).
         ip(pl.ns_isp, {"route", "add", p.inner_net, "via", p.pop_addr});
         for (auto& b : p.backends) {
@@ -113,11 +128,21 @@ void build_network(const Plan& pl, State& st) {
             addr(b.ns_srv, b.srv_if, b.srv_addr + "/30");
             ip(b.ns_srv, {"route", "add", "default", "via", b.in_addr});
             ip(p.ns_rtr, {"route", "add", b.link_net, "via", b.addr});
+            if (v6) {
+                ns_sysctl(b.ns, "net.ipv6.conf.all.forwarding", "1");
+                addr(b.ns, b.out_if, b.addr6 + "/64");
+                ip(b.ns, {"-6", "route", "add", "default", "via", p.br_addr6});
+                addr(b.ns, b.in_if, b.in_addr6 + "/64");
+                addr(b.ns_srv, b.srv_if, b.srv_addr6 + "/64");
+                ip(b.ns_srv, {"-6", "route", "add", "default", "via", b.in_addr6});
+                ns_sysctl(b.ns_srv, "net.ipv6.conf.all.forwarding", "1");  // the guard's uRPF (bpf_fib_lookup)
+            }
             for (auto& v : pl.stack.vips) {
                 if (v.address.is_v4()) {
                     ip(b.ns, {"route", "add", v.address.to_string() + "/32", "via", b.srv_addr});
                     addr(b.ns_srv, "lo", v.address.to_string() + "/32");
                 } else {
+                    if (v6) ip(b.ns, {"-6", "route", "add", v.address.to_string() + "/128", "via", b.srv_addr6});
                     addr(b.ns_srv, "lo", v.address.to_string() + "/128");
                 }
             }

@@ -131,9 +131,28 @@ Plan make_plan(Stack s, const std::string& dir) {
         }
         for (auto& pr : s.prefixes)
             if (pr.family() == edge::net::Family::v4) pp.v4_prefixes.push_back(pr.to_string());
+            else if (!pp.pop_addr6.empty()) pp.v6_prefixes.push_back(pr.to_string());
+        // IPv6 inside the PoP (the client's IPv6 requests): fd00:e1:N::/64 on the LAN,
+        // fd00:e2:N:J::/64 between each backend host and its server.
+        if (!pp.pop_addr6.empty()) {
+            pp.br_addr6 = fmt::format("fd00:e1:{}::1", i + 1);
+            pp.lb_addr6 = fmt::format("fd00:e1:{}::2", i + 1);
+            for (size_t j = 0; j < pp.backends.size(); j++) {
+                auto& b = pp.backends[j];
+                b.addr6 = fmt::format("fd00:e1:{}::{}", i + 1, 10 + j + 1);
+                b.in_addr6 = fmt::format("fd00:e2:{}:{}::1", i + 1, j + 1);
+                b.srv_addr6 = fmt::format("fd00:e2:{}:{}::2", i + 1, j + 1);
+            }
+        }
         p.health = fmt::format("command:test -f {}/healthy", pp.dir);
         pl.pops.push_back(pp);
     }
+    bool v6 = true;
+    for (auto& pp : pl.pops) v6 = v6 && !pp.pop_addr6.empty();
+    for (auto& v : s.vips)
+        if (v6 && v.address.is_v6() && pl.vip6.empty())
+            for (auto& svc : v.services)
+                if (svc.proto == "tcp" && svc.port == s.cache_port) pl.vip6 = v.address.to_string();
     pl.stack = std::move(s);
     return pl;
 }

@@ -20,6 +20,7 @@ struct BackendPlan {
     std::string srv_if;               // in ns_srv (guard)
     std::string in_addr, srv_addr;    // the /30 between ns and ns_srv
     std::string link_net;             // that /30
+    std::string addr6, in_addr6, srv_addr6;  // IPv6 (PoPs with an IPv6 next hop): on the bridge, the /64 to the server
 };
 
 struct PopPlan {
@@ -33,6 +34,8 @@ struct PopPlan {
     std::string inner_net;            // 100.64.N.0/24: the guard links, routed back by the ISP
     std::vector<BackendPlan> backends;
     std::vector<std::string> v4_prefixes;
+    std::string br_addr6, lb_addr6;   // IPv6 on the PoP's LAN ("" when the PoP carries no IPv6)
+    std::vector<std::string> v6_prefixes;
 };
 
 struct Plan {
@@ -43,6 +46,8 @@ struct Plan {
     std::string org_addr, org_gw;
     uint16_t org_port = 8080;
     std::string vip;                  // the first IPv4 VIP
+    std::string vip6;                 // the first IPv6 VIP on the cache port ("" if none or no PoP carries IPv6)
+    std::string cli_addr6 = "fd00:8::2", cli_gw6 = "fd00:8::1";
     uint16_t port = 80;               // cache-proxy's port on the VIP
     uint32_t isp_as = 0;
     std::vector<PopPlan> pops;

@@ -13,9 +13,11 @@
 
 namespace edgectl::lab {
 
-std::vector<BirdRoute> bird_routes(const std::string& ctl, const std::string& prefix) {
+std::vector<BirdRoute> bird_routes(const std::string& ctl, const std::string& prefix, bool* ok) {
     std::vector<BirdRoute> v;
     auto r = run({"birdc", "-s", ctl, "show", "route", prefix, "all"}, 5);
+    // (birdc exits 1 with "Network not found" when BIRD has no route for the prefix)
+    if (ok) *ok = (r.rc == 0 && r.out.find("Unable to connect") == std::string::npos) || r.out.find("Network not found") != std::string::npos;
     if (r.rc != 0) return v;
     std::istringstream in(r.out);
     std::string line;
@@ -33,6 +35,11 @@ std::vector<BirdRoute> bird_routes(const std::string& ctl, const std::string& pr
             std::istringstream w(line);
             std::string via;
             w >> via >> v.back().via;
+        } else if (!v.empty() && line.find("BGP.med:") != std::string::npos) {
+            try {
+                v.back().med = static_cast<uint32_t>(std::stoul(line.substr(line.find(':') + 1)));
+            } catch (...) {
+            }
         } else if (!v.empty() && line.find("BGP.as_path:") != std::string::npos) {
             auto c = line.find(':');
             std::string p = line.substr(c + 1);

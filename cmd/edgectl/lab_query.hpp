@@ -2,6 +2,7 @@
 // sessions, XDP programs on the lab's interfaces, counters of the tools.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,12 @@ namespace edgectl::lab {
 
 struct BirdRoute {
     std::string proto, via, as_path;
+    std::optional<uint32_t> med;  // BGP.med (none: no MED attribute)
     bool best = false;
 };
 // The routes BIRD holds for a prefix (all paths).
-std::vector<BirdRoute> bird_routes(const std::string& ctl, const std::string& prefix);
+// *ok: whether birdc answered (an empty list then means BIRD has no route).
+std::vector<BirdRoute> bird_routes(const std::string& ctl, const std::string& prefix, bool* ok = nullptr);
 // The PoP whose session carries BIRD's best route ("" if none).
 std::string best_pop(const Plan& pl, const std::string& ctl, const std::string& prefix);
 // `ip route get ADDR` in a namespace: the next hop ("" if unreachable).

@@ -93,8 +93,13 @@ int run_show(const Options& o, edge::out::Output& out) {
         r.str("name", p.name).num("asn", uint64_t{p.asn}).str("router_id", p.router_id.to_string());
         if (p.health.empty()) r.null("health");
         else r.str("health", p.health);
+        if (p.med) r.num("med", uint64_t{*p.med});
+        else r.null("med");
+        r.num("prepend", uint64_t(p.prepend));
         r.objects("peers", peer_recs).objects("backends", backend_recs);
-        r.text(fmt::format("pop {}: AS{} router-id {}; peers: {}; backends: {}{}", p.name, p.asn, p.router_id.to_string(),
+        std::string bgp = p.med ? fmt::format(" MED {}", *p.med) : "";
+        if (p.prepend) bgp += fmt::format(" prepend {}", p.prepend);
+        r.text(fmt::format("pop {}: AS{} router-id {}{}; peers: {}; backends: {}{}", p.name, p.asn, p.router_id.to_string(), bgp,
                            fmt::join(peers, ", "), fmt::join(backends, " "), p.health.empty() ? "" : "; health " + p.health));
         out.emit(r);
     }

@@ -111,6 +111,8 @@ std::string bgp(const Stack& s, const Pop& p) {
     for (auto& pr : s.prefixes) prefixes.push_back(pr.to_string());
     o += fmt::format("\n[[group]]\nname = \"anycast\"\nprefixes = {}\n", qlist(prefixes));
     if (!s.communities.empty()) o += fmt::format("communities = {}\n", qlist(s.communities));
+    if (p.med) o += fmt::format("med = {}\n", *p.med);
+    if (p.prepend) o += fmt::format("as_path_prepend = {}\n", p.prepend);
     if (!p.health.empty()) {
         o += "[group.health]\n";
         if (p.health.rfind("http://", 0) == 0) o += fmt::format("http = {}\n", q(p.health));

@@ -295,7 +295,7 @@ Stack parse_stack(const edge::config::Document& doc) {
     std::optional<Table> first_pop;
     for (auto& t : root.tables("pop")) {
         if (!first_pop) first_pop = t;
-        t.only({"name", "asn", "router_id", "health", "backends", "peer"});
+        t.only({"name", "asn", "router_id", "health", "backends", "peer", "med", "prepend"});
         Pop p;
         auto n = t.str("name");
         if (!n) t.fail("name", "missing: every [[pop]] needs a name (it names the render directory)");
@@ -310,6 +310,8 @@ Stack parse_stack(const edge::config::Document& doc) {
         if (!p.router_id.is_v4()) t.fail("router_id", "a router ID is an IPv4 address");
         if (auto [it, fresh] = router_ids.emplace(p.router_id, p.name); !fresh)
             t.fail("router_id", fmt::format("{} is also the router ID of PoP '{}'", p.router_id.to_string(), it->second));
+        if (auto v = t.integer("med", 0, int64_t{0xffffffff})) p.med = static_cast<uint32_t>(*v);
+        if (auto v = t.integer("prepend", 0, 32)) p.prepend = static_cast<int>(*v);
         if (auto h = t.str("health")) {
             auto why = health_kind_error(*h);
             if (!why.empty()) t.fail("health", why);

@@ -42,6 +42,8 @@ struct Pop {
     uint32_t asn = 0;
     edge::net::IpAddr router_id;
     std::string health;  // http://..., tcp:ADDR:PORT, or a shell command; empty = none
+    std::optional<uint32_t> med;  // MULTI_EXIT_DISC on this PoP's announcements (none: no MED)
+    int prepend = 0;               // extra copies of the PoP's AS on its AS path (0..32)
     std::vector<Peer> peers;
     std::vector<Backend> backends;
 };

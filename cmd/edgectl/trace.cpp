@@ -2,14 +2,17 @@
 #include "trace.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/error.hpp"
 #include "hash/flow_hash.hpp"
 #include "lab_conf.hpp"
 #include "lab_http.hpp"
+#include "lab_lbmap.hpp"
 #include "lab_plan.hpp"
 #include "lab_procs.hpp"
 #include "lab_query.hpp"
@@ -34,6 +37,71 @@ bool in_list(const std::vector<std::string>& list, const IpAddr& a) {
     return false;
 }
 
+struct Candidate {
+    const Pop* pop;
+    std::string as_path, via;
+    std::optional<uint32_t> med;
+    bool best = false;
+};
+
+size_t path_len(const std::string& as_path) {
+    std::istringstream in(as_path);
+    size_t n = 0;
+    for (std::string w; in >> w;) n++;
+    return n;
+}
+
+// Every PoP's announcement as the stack makes it, and BGP's choice among them: shortest AS
+// path, lowest MED (the lab's BIRD compares MEDs across neighbour ASes: `med metric`; a
+// missing MED counts as 0), lowest router ID.
+std::vector<Candidate> stack_candidates(const Stack& s) {
+    std::vector<Candidate> cands;
+    for (auto& p : s.pops) {
+        std::string path = std::to_string(p.asn);
+        for (int i = 0; i < p.prepend; i++) path += " " + std::to_string(p.asn);
+        cands.push_back({&p, path, "", p.med, false});
+    }
+    Candidate* b = nullptr;
+    for (auto& c : cands)
+        if (!b || path_len(c.as_path) < path_len(b->as_path) ||
+            (path_len(c.as_path) == path_len(b->as_path) &&
+             (c.med.value_or(0) < b->med.value_or(0) ||
+              (c.med.value_or(0) == b->med.value_or(0) && c.pop->router_id < b->pop->router_id))))
+            b = &c;
+    if (b) b->best = true;
+    return cands;
+}
+
+std::string med_text(const std::optional<uint32_t>& m) { return m ? std::to_string(*m) : "none"; }
+
+// Why the best candidate won, in BGP's order: AS path length, MED (a missing MED counts as
+// 0), then the lowest router ID.
+std::string explain(const Candidate& b, const std::vector<Candidate>& all) {
+    if (all.size() == 1) return "the only path";
+    size_t bl = path_len(b.as_path);
+    bool shorter = true, med_lower = true;
+    for (auto& c : all) {
+        if (&c == &b) continue;
+        if (path_len(c.as_path) <= bl) shorter = false;
+        if (path_len(c.as_path) == bl && c.med.value_or(0) <= b.med.value_or(0)) med_lower = false;
+    }
+    auto vs = [&](auto f) {
+        std::vector<std::string> o;
+        for (auto& c : all)
+            if (&c != &b) o.push_back(fmt::format("{} {}", c.pop->name, f(c)));
+        return fmt::format("{} vs {}", f(b), fmt::join(o, ", "));
+    };
+    if (shorter) return fmt::format("the shortest AS path ({})", vs([](const Candidate& c) { return fmt::format("{} AS", path_len(c.as_path)); }));
+    if (med_lower) return fmt::format("equal AS path lengths, the lowest MED ({})", vs([](const Candidate& c) { return med_text(c.med); }));
+    bool rid_lowest = true;
+    for (auto& c : all)
+        if (&c != &b && path_len(c.as_path) == bl && c.med.value_or(0) == b.med.value_or(0) && c.pop->router_id < b.pop->router_id)
+            rid_lowest = false;
+    if (!rid_lowest) return "equal AS path lengths and MEDs: another of BIRD's tie-breaks (the route's age or the neighbour address)";
+    return fmt::format("equal AS path lengths and MEDs, the lowest router ID ({})",
+                       vs([](const Candidate& c) { return c.pop->router_id.to_string(); }));
+}
+
 // The lab, when one is up and built from this stack.
 std::optional<lab::Plan> live_plan(const Stack& s) {
     lab::State st(lab::state_dir());
@@ -46,6 +114,12 @@ std::optional<lab::Plan> live_plan(const Stack& s) {
 }
 
 }  // namespace
+
+std::string predicted_pop(const Stack& s) {
+    for (auto& c : stack_candidates(s))
+        if (c.best) return c.pop->name;
+    return "";
+}
 
 int run_trace(const TraceOptions& o, edge::out::Output& out) {
     Stack s = load_stack(o.file);
@@ -66,32 +140,48 @@ int run_trace(const TraceOptions& o, edge::out::Output& out) {
             fmt::format("BGP: {} is in no anycast prefix of {}: no PoP announces it", dst.to_string(), s.path)));
         return 1;
     }
-    const Pop* pop = nullptr;
-    std::string why, as_path, source;
-    if (live && dst.is_v4()) {
-        for (auto& r : lab::bird_routes(lab::bird_ctl(*live), prefix->to_string()))
-            if (r.best)
-                for (size_t i = 0; i < live->pops.size(); i++)
-                    if (lab::bird_proto(live->pops[i]) == r.proto) {
-                        pop = &live->stack.pops[i];
-                        as_path = r.as_path;
-                        why = fmt::format("BIRD's best path (protocol {}, next hop {})", r.proto, r.via);
-                    }
-        source = "bird";
+    // Every PoP's route to the prefix: live from BIRD, else as the stack announces it.
+    std::vector<Candidate> cands;
+    std::string source = "stack";
+    bool bird_ok = false;
+    if (live)
+        for (auto& r : lab::bird_routes(lab::bird_ctl(*live), prefix->to_string(), &bird_ok))
+            for (size_t i = 0; i < live->pops.size(); i++)
+                if (lab::bird_proto(live->pops[i]) == r.proto)
+                    cands.push_back({&live->stack.pops[i], r.as_path, r.via, r.med, r.best});
+    if (!cands.empty() || bird_ok) {
+        source = "bird";  // (no route at all: every PoP withdrew it)
+    } else {
+        cands = stack_candidates(s);
     }
-    if (!pop) {
-        // Every PoP announces the same prefixes with a one-AS path and no MED: BGP's tie
-        // breaks go to the lowest BGP identifier (router_id).
-        for (auto& p : s.pops)
-            if (!pop || p.router_id < pop->router_id) pop = &p;
-        as_path = std::to_string(pop->asn);
-        why = fmt::format("predicted: every PoP announces {} with AS path length 1 and no MED; the lowest router ID ({}) wins",
-                          prefix->to_string(), pop->router_id.to_string());
-        source = "stack";
+    const Candidate* best = nullptr;
+    for (auto& c : cands)
+        if (c.best) best = &c;
+    if (!best) {
+        out.emit(Record("trace_bgp").str("flow", o.flow).str("prefix", prefix->to_string()).null("pop").str("source", source).text(
+            cands.empty() ? fmt::format("BGP:    BIRD has no path for {}: every PoP withdrew it; the ISP cannot reach the VIP", prefix->to_string())
+                          : fmt::format("BGP:    BIRD has {} path{} for {} and no best one: the ISP cannot reach the VIP", cands.size(),
+                                        cands.size() == 1 ? "" : "s", prefix->to_string())));
+        return 1;
     }
-    out.emit(Record("trace_bgp").str("flow", o.flow).str("prefix", prefix->to_string()).str("pop", pop->name).str("as_path", as_path)
-                 .str("source", source).str("reason", why)
-                 .text(fmt::format("BGP:    {} -> {} (AS path {}): {}", prefix->to_string(), pop->name, as_path, why)));
+    const Pop* pop = best->pop;
+    std::string why = (source == "bird" ? "BIRD's best path" : "predicted from the stack") + std::string(": ") + explain(*best, cands);
+    std::vector<Record> crecs;
+    for (auto& c : cands) {
+        Record cr("route");
+        cr.str("pop", c.pop->name).str("as_path", c.as_path).num("as_path_length", uint64_t{path_len(c.as_path)});
+        if (c.med) cr.num("med", uint64_t{*c.med});
+        else cr.null("med");
+        if (!c.via.empty()) cr.str("next_hop", c.via);
+        crecs.push_back(cr.boolean("best", c.best));
+    }
+    out.emit(Record("trace_bgp").str("flow", o.flow).str("prefix", prefix->to_string()).str("pop", pop->name).str("as_path", best->as_path)
+                 .str("source", source).str("reason", why).objects("routes", crecs)
+                 .text(fmt::format("BGP:    {} -> {} (AS path {}, MED {}): {}", prefix->to_string(), pop->name, best->as_path,
+                                   med_text(best->med), why)));
+    for (auto& c : cands)
+        out.line(fmt::format("          {} {:<6} AS path {:<14} MED {:<5}{}{}", c.best ? "*" : " ", c.pop->name, c.as_path,
+                             med_text(c.med), c.via.empty() ? "" : " via " + c.via, c.best ? "  <- best" : ""));
 
     // 2. The balancer: Maglev over the PoP's backends (weight > 0), as xdp-lb builds it.
     bool service = false;
@@ -109,13 +199,61 @@ int run_trace(const TraceOptions& o, edge::out::Output& out) {
     edge::maglev::Table table(bs, s.table_size, {});
     auto hk = edge::hash::parse_key(s.hash_key);
     uint64_t h = edge::hash::flow_hash(*key, *hk);
-    uint32_t slot = static_cast<uint32_t>(h % s.table_size);
-    std::string backend = bs[table.lookup(h)].name;
-    out.emit(Record("trace_lb").str("pop", pop->name).str("flow_hash", fmt::format("{:016x}", h)).num("slot", uint64_t{slot})
-                 .str("backend", backend).num("backends", uint64_t{bs.size()})
-                 .text(fmt::format("xdp-lb: flow hash {:016x}, slot {} of {}: backend {} (of {}; a new flow -- an established one keeps "
-                                   "its connection-table entry)",
-                                   h, slot, s.table_size, backend, bs.size())));
+    uint32_t slot = static_cast<uint32_t>(h % s.table_size), ring = s.table_size;
+    std::string maglev = bs[table.lookup(h)].name, backend = maglev, picked_by = "maglev", lb_source = "stack";
+    std::string text;
+    Record lr("trace_lb");
+    std::optional<lab::LbFlowView> view;
+    // A live lab: the balancer's own tables (its Maglev table as last loaded, its connection table).
+    if (live) {
+        for (auto& lp : live->pops)
+            if (lp.name == pop->name)
+                for (auto& x : lab::xdp_progs(lp.ns_lb))
+                    if (x.ifname == lp.lb_if) view = lab::lb_flow_view(x.id, *key);
+        if (!view) view = lab::LbFlowView{.error = fmt::format("no XDP program on {}'s balancer", pop->name)};
+    }
+    if (view && view->error.empty() && view->service) {
+        lb_source = "xdp-lb";
+        h = view->hash;
+        slot = view->slot;
+        ring = view->ring_size;
+        maglev = view->maglev_backend;
+        bool ct_used = view->ct_entry && !view->ct_backend.empty();
+        backend = ct_used ? view->ct_backend : maglev;
+        picked_by = ct_used ? "conntrack" : "maglev";
+        std::string ct_text;
+        if (!view->ct_entry) ct_text = "no connection-table entry: a new flow, Maglev's choice is recorded on its first packet";
+        else if (view->ct_backend.empty()) ct_text = "a connection-table entry for a backend that no longer exists: Maglev's choice replaces it";
+        else if (view->ct_backend == maglev)
+            ct_text = fmt::format("connection-table entry -> {} (the same as Maglev's choice)", view->ct_backend);
+        else
+            ct_text = fmt::format("connection-table entry -> {}, NOT Maglev's choice {}: the established flow stays on {} "
+                                  "(its backend was drained or the table changed since it began); a new SYN would go to {}",
+                                  view->ct_backend, maglev.empty() ? "(none)" : maglev, view->ct_backend, maglev.empty() ? "nowhere" : maglev);
+        text = fmt::format("xdp-lb: flow hash {:016x}, slot {} of {} in {}'s live table: Maglev picks {}; {}; packets go to {}", h, slot,
+                           ring, pop->name, maglev.empty() ? "nothing (every backend drained)" : maglev, ct_text,
+                           backend.empty() ? "nowhere (dropped)" : backend);
+        lr.boolean("conntrack", view->ct_entry);
+        if (view->ct_entry && !view->ct_backend.empty()) lr.str("conntrack_backend", view->ct_backend).boolean("conntrack_current", view->ct_current);
+        else lr.null("conntrack_backend");
+    } else {
+        text = fmt::format("xdp-lb: flow hash {:016x}, slot {} of {}: backend {} (of {}; predicted from the stack for a new flow -- "
+                           "an established one keeps its connection-table entry{})",
+                           h, slot, s.table_size, backend, bs.size(),
+                           view && !view->error.empty() ? "; the live tables: " + view->error
+                           : view                       ? "; the live balancer has no such service"
+                                                        : "");
+        lr.null("conntrack");
+        if (view && !view->error.empty()) lr.str("live_error", view->error);
+    }
+    if (backend.empty()) {
+        out.emit(lr.str("pop", pop->name).str("flow_hash", fmt::format("{:016x}", h)).num("slot", uint64_t{slot}).null("backend")
+                     .str("maglev_backend", maglev).str("picked_by", "none").str("source", lb_source).text(text));
+        return 0;
+    }
+    out.emit(lr.str("pop", pop->name).str("flow_hash", fmt::format("{:016x}", h)).num("slot", uint64_t{slot}).str("backend", backend)
+                 .str("maglev_backend", maglev).str("picked_by", picked_by).num("backends", uint64_t{bs.size()}).str("source", lb_source)
+                 .text(text));
 
     // 3. The guard in front of the backend.
     std::string verdict, mode = "unknown";
@@ -155,13 +293,14 @@ int run_trace(const TraceOptions& o, edge::out::Output& out) {
         out.emit(Record("trace_cache").null("key").text(fmt::format("cache:  port {}/{} is not the cache port {}/tcp", dport, proto, s.cache_port)));
         return 0;
     }
-    std::string host = o.host.empty() ? dst.to_string() : o.host;
+    // The Host header a client sends for http://VIP/ (an IPv6 address in brackets).
+    std::string host = !o.host.empty() ? o.host : dst.is_v4() ? dst.to_string() : "[" + dst.to_string() + "]";
     std::string ckey = host + o.path;
     std::transform(ckey.begin(), ckey.begin() + static_cast<long>(host.size()), ckey.begin(), ::tolower);
     Record r("trace_cache");
     r.str("key", ckey).str("backend", backend);
     std::string cached = "unknown (no lab is up)";
-    if (live && dst.is_v4()) {
+    if (live) {
         for (auto& lp : live->pops)
             if (lp.name == pop->name)
                 for (auto& b : lp.backends)

@@ -13,6 +13,11 @@ struct TraceOptions {
     std::string file, flow, path = "/", host;
 };
 
+struct Stack;
+// The PoP BGP prefers by the stack alone: shortest AS path (with prepends), lowest MED,
+// lowest router ID.
+std::string predicted_pop(const Stack& s);
+
 int run_trace(const TraceOptions& o, edge::out::Output& out);
 
 }  // namespace edgectl

@@ -70,6 +70,24 @@ expect_rc 0
 expect_out '^pop pop-b: AS65002 router-id 10.255.0.2; peers: 10.0.2.1 AS65000; backends: 10.2.1.11 10.2.1.12=0 10.2.1.13'
 expect_out '^vip 2001:db8::10: 80/tcp 443/tcp 443/udp'
 
+case_ "a PoP's MED and AS-path prepend: shown, rendered into bgp-announce's group"
+base | sed -e '18a med = 50' -e '27a prepend = 2' >"$T/med.toml"
+run edgectl show "$T/med.toml"
+expect_rc 0
+expect_out '^pop pop-a: AS65001 router-id 10.255.0.1 MED 50; peers'
+expect_out '^pop pop-b: AS65002 router-id 10.255.0.2 prepend 2; peers'
+run edgectl -j show "$T/med.toml"
+jq -s -e 'map(select(.type=="pop")) | .[0].med == 50 and .[0].prepend == 0 and .[1].med == null and .[1].prepend == 2' "$OUT" >/dev/null ||
+    fail "show -j: med/prepend: $(grep '"pop"' "$OUT")"
+run edgectl render "$T/med.toml" --out "$T/out-med"
+expect_rc 0
+grep -qx 'med = 50' "$T/out-med/pop-a/bgp-announce.toml" || fail "pop-a: no med = 50 in bgp-announce.toml"
+grep -q 'as_path_prepend' "$T/out-med/pop-a/bgp-announce.toml" && fail "pop-a: a prepend it did not ask for"
+grep -qx 'as_path_prepend = 2' "$T/out-med/pop-b/bgp-announce.toml" || fail "pop-b: no as_path_prepend = 2"
+grep -q '^med' "$T/out-med/pop-b/bgp-announce.toml" && fail "pop-b: a MED it did not ask for"
+run edgectl -j show
+jq -s -e 'map(select(.type=="pop")) | .[0].med == 20 and .[1].med == 10' "$OUT" >/dev/null || fail "examples/edge.toml: MEDs 20 and 10"
+
 bad() {  # bad NAME 'LINE: regex' SED-EXPRESSION...: one changed line -> exit 2 naming FILE:LINE
     local name=$1 re=$2
     shift 2
@@ -124,6 +142,10 @@ bad cacheport '14: .*no VIP has a 8080/tcp service' '14s/.*/port = 8080/'
 bad health '19: .*health: .ftp://x.: expected http' '18a health = "ftp://x"'
 bad unknown '17: pop.*as: unknown key' '17s/.*/as = 65001/'
 bad syntax '17:' '17s/.*/asn = = 1/'
+bad medneg '19: .*med' '18a med = -1'
+bad medbig '19: .*med' '18a med = 4294967296'
+bad medstr '19: .*med' '18a med = "10"'
+bad prepend '19: .*prepend' '18a prepend = 33'
 run edgectl validate "$T/missing.toml"
 expect_usage_error edgectl
 base | sed '3,8d' >"$T/novip.toml"
