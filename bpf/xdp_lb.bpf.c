@@ -13,6 +13,13 @@
  * IPv6-in-IPv4) to the backend and sent back out with XDP_TX, or redirected
  * through the devmap when the backend is behind another interface.
  *
+ * Daisy chaining (services with XLB_SVC_DAISY, TCP): every ring slot also names the
+ * backend it had before the last table change that moved it. A non-SYN packet that
+ * misses the connection table (this balancer never saw the connection start) takes
+ * the slot's backend and carries the previous one in a GUE encapsulation; the
+ * backend's xdp_decap sends it on to the previous backend when it has no socket for
+ * it. The connection table keeps the previous backend with the flow.
+ *
  * Fast path: a VIP filter bitmap in xlb_config rejects traffic to no service
  * without a hash lookup; a non-SYN packet then looks up the connection table
  * first, and a hit whose service generation is current (xlb_svc_info, an array)
@@ -173,7 +180,8 @@ static __always_inline struct xlb_backend *backend_by_id(__u32 id)
 	return be;
 }
 
-/* Maglev: the backend id in the service's active table for this flow. */
+/* Maglev: the slot of the service's active table for this flow (XLB_RING_CUR: the
+ * backend id, XLB_RING_PREV: the slot's previous backend), or XLB_RING_NONE. */
 static __always_inline __u32 maglev_pick(const struct edge_flow_key *key, const struct xlb_service *svc,
 					 const struct xlb_config *cfg)
 {
@@ -181,11 +189,11 @@ static __always_inline __u32 maglev_pick(const struct edge_flow_key *key, const 
 	__u32 idx, *bid;
 
 	if (!svc->ring_size)
-		return XLB_NO_BACKEND;
+		return XLB_RING_NONE;
 	h = edge_flow_hash(key, cfg->hash_k0, cfg->hash_k1);
 	idx = svc->ring_base + (__u32)(h % svc->ring_size);
 	bid = bpf_map_lookup_elem(&xlb_ring, &idx);
-	return bid ? *bid : XLB_NO_BACKEND;
+	return bid ? *bid : XLB_RING_NONE;
 }
 
 /* QUIC-LB plaintext CID: octet 0 = config id (3 bits) | length (5 bits), then the server id. */
@@ -240,15 +248,22 @@ static __always_inline __u16 csum_fold(__u32 s)
 	return (__u16)~s;
 }
 
-/* Prepends the outer header for `be`; the L2 header (with VLAN tags) moves to the front. */
+/* Prepends the outer header for `be`; the L2 header (with VLAN tags) moves to the front.
+ * With `prev` (daisy chaining), the outer header is IP + UDP + GUE carrying prev's
+ * address (edge/lb.h); else IP-in-IP. Returns the bytes added, or -1. */
 static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct inner_info *in,
-				 const struct xlb_backend *be, const struct xlb_config *cfg, __u32 hint)
+				 const struct xlb_backend *be, const struct xlb_backend *prev,
+				 const struct xlb_config *cfg, __u32 hint)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 l2[22];
-	int olen = be->family == EDGE_FAMILY_V4 ? 20 : 40;
+	int iplen = be->family == EDGE_FAMILY_V4 ? 20 : 40;
+	int alen = prev ? (prev->family == EDGE_FAMILY_V4 ? 4 : 16) : 0;
+	int glen = prev ? 8 + 4 + 4 + alen : 0; /* UDP + GUE + private data */
+	int olen = iplen + glen;
 	__u8 inner_proto = in->family == EDGE_FAMILY_V4 ? XLB_IPPROTO_IPIP : XLB_IPPROTO_IPV6;
+	__u8 outer_proto = prev ? IPPROTO_UDP : inner_proto;
 	__u8 *eth;
 
 	if (l3_off != 14 && l3_off != 18 && l3_off != 22)
@@ -305,11 +320,11 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 		ip->version = 4;
 		ip->ihl = 5;
 		ip->tos = in->tos;
-		ip->tot_len = bpf_htons(in->len + 20);
+		ip->tot_len = bpf_htons(in->len + olen);
 		ip->id = 0;
 		ip->frag_off = in->df ? bpf_htons(0x4000) : 0;
 		ip->ttl = 64;
-		ip->protocol = inner_proto;
+		ip->protocol = outer_proto;
 		ip->check = 0;
 		src = cfg->src4 | (bpf_htonl(hint) & ~cfg->mask4);
 		ip->saddr = src;
@@ -328,8 +343,8 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 		ip6->flow_lbl[0] = ((in->tos & 0xf) << 4) | ((hint >> 16) & 0xf);
 		ip6->flow_lbl[1] = (hint >> 8) & 0xff;
 		ip6->flow_lbl[2] = hint & 0xff;
-		ip6->payload_len = bpf_htons(in->len);
-		ip6->nexthdr = inner_proto;
+		ip6->payload_len = bpf_htons(in->len + glen);
+		ip6->nexthdr = outer_proto;
 		ip6->hop_limit = 64;
 		__builtin_memcpy(&ip6->saddr, cfg->src6, 12);
 		__builtin_memcpy(&low, cfg->src6 + 12, 4);
@@ -337,27 +352,58 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 		__builtin_memcpy((__u8 *)&ip6->saddr + 12, &low, 4);
 		__builtin_memcpy(&ip6->daddr, be->addr, 16);
 	}
-	return 0;
+	if (prev) {
+		/* UDP at a constant offset after the outer IP header of each family. */
+		struct udphdr *udp = data + l3_off + (be->family == EDGE_FAMILY_V4 ? 20 : 40);
+		struct xlb_gue_hdr *gue = (void *)(udp + 1);
+		struct xlb_gue_priv *pv = (void *)(gue + 1);
+		__u8 *addr = (void *)(pv + 1);
+		if ((void *)(addr + 16) > data_end)
+			return -1;
+		udp->source = bpf_htons(0xc000 | ((hint ^ (hint >> 16)) & 0x3fff));
+		udp->dest = bpf_htons(XLB_GUE_PORT);
+		udp->len = bpf_htons(in->len + glen);
+		udp->check = 0; /* IPv4: none; IPv6: RFC 6935 zero checksum for a tunnel, checked by our decap only */
+		gue->hlen = (4 + alen) / 4;
+		gue->proto = inner_proto;
+		gue->flags = 0;
+		pv->magic = XLB_GUE_MAGIC;
+		pv->flags = 0;
+		pv->family = prev->family;
+		pv->reserved = 0;
+		if (alen == 4)
+			__builtin_memcpy(addr, prev->addr, 4);
+		else
+			__builtin_memcpy(addr, prev->addr, 16);
+	}
+	return olen;
 }
 
 static __always_inline int send(struct xdp_md *ctx, struct edge_parsed *p, const struct inner_info *in,
-				__u32 bid, struct xlb_svc_stats *ss, const struct xlb_config *cfg, int new_flow,
-				const struct edge_flow_key *hint_key, int *grown)
+				__u32 bid, __u32 prev_id, struct xlb_svc_stats *ss, const struct xlb_config *cfg,
+				int new_flow, const struct edge_flow_key *hint_key, int *grown)
 {
 	struct xlb_backend *be = backend_by_id(bid);
+	struct xlb_backend *prev = 0;
 	struct xlb_be_stats *bs;
+	int olen;
 
 	if (!be) {
 		if (ss)
 			ss->drops++;
 		return count(XLB_R_DROP_NO_BACKEND, XDP_DROP);
 	}
-	if (encap(ctx, p->l3_off, in, be, cfg, xlb_flow_hint(hint_key))) {
+	if (prev_id != XLB_NO_BACKEND && prev_id != bid)
+		prev = backend_by_id(prev_id);
+	olen = encap(ctx, p->l3_off, in, be, prev, cfg, xlb_flow_hint(hint_key));
+	if (olen < 0) {
 		if (ss)
 			ss->drops++;
 		return count(XLB_R_DROP_ENCAP, XDP_DROP);
 	}
-	*grown = be->family == EDGE_FAMILY_V4 ? 20 : 40;
+	if (prev)
+		count(XLB_R_DAISY, 0);
+	*grown = olen;
 	if (ss) {
 		ss->packets++;
 		ss->bytes += in->len;
@@ -371,6 +417,19 @@ static __always_inline int send(struct xdp_md *ctx, struct edge_parsed *p, const
 	if (be->flags & XLB_BE_REDIRECT)
 		return count(XLB_R_REDIRECT, bpf_redirect_map(&xlb_tx_ports, be->tx_port, XDP_DROP));
 	return count(XLB_R_TX, XDP_TX);
+}
+
+/* send() for a connection-table entry. The common case (no previous backend) gets its
+ * own copy of send() with the GUE code compiled out: the hit path stays as short as
+ * it was before daisy chaining. */
+static __always_inline int send_ct(struct xdp_md *ctx, struct edge_parsed *p, const struct inner_info *in,
+				   const struct xlb_ct_value *ct, struct xlb_svc_stats *ss,
+				   const struct xlb_config *cfg, int *grown)
+{
+	__u32 prev = ct->prev;
+	if (__builtin_expect(prev != XLB_NO_BACKEND, 0))
+		return send(ctx, p, in, ct->backend, prev, ss, cfg, 0, &p->key, grown);
+	return send(ctx, p, in, ct->backend, XLB_NO_BACKEND, ss, cfg, 0, &p->key, grown);
 }
 
 /* Reads the inner length, TOS and DF of the packet at l3_off; -1 when the header lies. */
@@ -508,7 +567,8 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct edge_parsed *p
 	else
 		bid = maglev_pick(&flow, svc, cfg);
 	count(XLB_R_ICMP_TOO_BIG, 0);
-	return send(ctx, p, &in, bid, ss, cfg, 0, &flow, grown);
+	return send(ctx, p, &in, XLB_RING_CUR(bid) == XLB_RING_NONE ? XLB_NO_BACKEND : XLB_RING_CUR(bid),
+		    XLB_NO_BACKEND, ss, cfg, 0, &flow, grown);
 }
 
 static __always_inline int vip_filter_hit(const struct xlb_config *cfg, const struct edge_flow_key *k)
@@ -535,7 +595,7 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 	struct xlb_ct_value *ct = 0, nct;
 	struct xlb_config *cfg;
 	struct inner_info in;
-	__u32 zero = 0, bid, sid;
+	__u32 zero = 0, bid, sid, slot, prev = XLB_NO_BACKEND;
 	int rc, new_flow = 0, complete = 0, syn = 0, looked = 0, quic_short = 0;
 	__u8 *l4 = 0;
 
@@ -597,7 +657,7 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 					count(XLB_R_IP_OPTIONS, 0);
 				if (ss)
 					ss->ct_hits++;
-				return send(ctx, &p, &in, ct->backend, ss, cfg, 0, &p.key, grown);
+				return send_ct(ctx, &p, &in, ct, ss, cfg, grown);
 			}
 		}
 	}
@@ -619,7 +679,7 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 			if (ss)
 				ss->quic_cid++;
 			count(XLB_R_QUIC_CID, 0);
-			return send(ctx, &p, &in, bid, ss, cfg, 0, &p.key, grown);
+			return send(ctx, &p, &in, bid, XLB_NO_BACKEND, ss, cfg, 0, &p.key, grown);
 		}
 		if (bid != XLB_NO_BACKEND)
 			count(XLB_R_QUIC_CID_UNKNOWN, 0);
@@ -633,32 +693,43 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 		if (ct && backend_by_id(ct->backend)) {
 			if (ss)
 				ss->ct_hits++;
-			return send(ctx, &p, &in, ct->backend, ss, cfg, 0, &p.key, grown);
+			return send_ct(ctx, &p, &in, ct, ss, cfg, grown);
 		}
 	}
 	/* 3. Maglev. */
 	if (ss)
 		ss->ct_misses++;
-	bid = maglev_pick(&p.key, svc, cfg);
+	slot = maglev_pick(&p.key, svc, cfg);
+	bid = XLB_RING_CUR(slot) == XLB_RING_NONE ? XLB_NO_BACKEND : XLB_RING_CUR(slot);
+	/* Daisy chaining: a TCP packet in the middle of a connection this balancer has not
+	 * seen carries the slot's previous backend, which may own the connection. */
+	if ((svc->flags & XLB_SVC_DAISY) && p.key.proto == IPPROTO_TCP && !syn &&
+	    XLB_RING_PREV(slot) != XLB_RING_NONE && XLB_RING_PREV(slot) != XLB_RING_CUR(slot))
+		prev = XLB_RING_PREV(slot);
 	if (bid != XLB_NO_BACKEND) {
 		info = bpf_map_lookup_elem(&xlb_svc_info, &sid);
 		nct.backend = bid;
 		nct.service = (__u16)sid;
 		nct.gen = info ? (__u16)info->gen : 0;
+		nct.prev = prev;
 		if (!looked)
 			ct = ct_lookup(&p.key);
-		if (ct)
+		if (ct) {
 			/* The tuple is in the table (a SYN retransmitted, or a port reused):
 			 * rewrite its entry in place with one 8-byte store, as the update
 			 * would, without taking a new LRU node. */
 			*(__u64 *)ct = *(__u64 *)&nct;
-		else
+			ct->prev = prev;
+		} else {
 			ct_insert(&p.key, &nct);
+		}
 		if (ss)
 			ss->new_flows++;
 		new_flow = 1;
 	}
-	return send(ctx, &p, &in, bid, ss, cfg, new_flow, &p.key, grown);
+	if (prev != XLB_NO_BACKEND)
+		return send(ctx, &p, &in, bid, prev, ss, cfg, new_flow, &p.key, grown);
+	return send(ctx, &p, &in, bid, XLB_NO_BACKEND, ss, cfg, new_flow, &p.key, grown);
 
 truncated:
 	if (ss)
@@ -690,7 +761,7 @@ int xdp_lb_bench(struct xdp_md *ctx)
 		return xlb_process(ctx, &grown);
 	__builtin_memcpy(l2, data, 22);
 	verdict = xlb_process(ctx, &grown);
-	if (grown == 20 || grown == 40) {
+	if (grown > 0 && grown <= 80) {
 		if (bpf_xdp_adjust_head(ctx, grown))
 			return XDP_ABORTED;
 		data = (void *)(long)ctx->data;

@@ -35,6 +35,12 @@ server_id = 0x0a01
 [[service.backend]]
 address = "10.0.1.12"
 server_id = 0x0a02
+[[service]]
+vip = "203.0.113.10"
+port = 8080
+proto = "tcp"
+daisy_chain = true
+backends = ["10.0.1.11", "10.0.1.12"]
 )";
 
 int null_prog() {
@@ -104,6 +110,27 @@ int run_bench(const Options& o, const edge::cli::Globals& g, edge::out::Output& 
         break;
     }
     edge::bpf::test_run(lb, cases[3].pkt);  // the conntrack entry for the hit case
+    // Daisy chaining (built-in configuration): a backend joins the daisy-chained service,
+    // then a mid-connection packet of a flow whose slot moved goes out in GUE carrying
+    // the previous backend, on every packet (its connection-table entry keeps it).
+    if (g.config.empty()) {
+        LbConfig c2 = c;
+        for (auto& sc : c2.services)
+            if (sc.daisy_chain) sc.backends.push_back({*IpAddr::parse("10.0.1.13")});
+        ctl.apply(c2);
+        for (auto& sc : c2.services) {
+            if (!sc.daisy_chain) continue;
+            for (uint16_t sp = 20000; sp < 20200; sp++) {
+                auto pkt = base(client, sc.vip).tcp(sp, sc.port).flags(TcpFlags::ack).payload(std::string(64, 'x')).build();
+                auto r = edge::bpf::test_run(bpf_program__fd(s->progs.xdp_lb), pkt);
+                if (r.retval == XDP_TX && r.data.size() > 14 + 9 && r.data[14 + 9] == 17) {  // outer UDP: GUE
+                    cases.push_back({"daisy_hit", pkt, lb});
+                    break;
+                }
+            }
+            break;
+        }
+    }
     std::map<std::string, std::vector<double>> hot;
     for (int r = 0; r < o.rounds; r++)
         for (auto& cs : cases) {

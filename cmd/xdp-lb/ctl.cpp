@@ -245,7 +245,7 @@ int run_service(const std::string& verb, const Options& o, const edge::cli::Glob
     if (verb == "list") {
         for (auto& s : c.services) {
             std::vector<edge::out::Record> bes;
-            std::string text = fmt::format("{}{}", s.name(), s.quic ? " (quic)" : "");
+            std::string text = fmt::format("{}{}{}", s.name(), s.quic ? " (quic)" : "", s.daisy_chain ? " (daisy chaining)" : "");
             for (auto& b : s.backends) {
                 bes.push_back(backend_record(s, b));
                 text += fmt::format("\n  {} weight {}{}", b.addr.to_string(), b.weight, b.weight ? "" : " (drained)");
@@ -253,6 +253,7 @@ int run_service(const std::string& verb, const Options& o, const edge::cli::Glob
             out.emit(edge::out::Record("lb_service_config")
                          .str("service", s.name())
                          .boolean("quic", s.quic)
+                         .boolean("daisy_chain", s.daisy_chain)
                          .objects("backends", bes)
                          .text(text));
         }
@@ -266,6 +267,8 @@ int run_service(const std::string& verb, const Options& o, const edge::cli::Glob
         s.proto = o.proto == "udp" ? 17 : 6;
         s.quic = o.quic;
         if (s.quic && s.proto != 17) edge::usage_error("--quic needs --proto udp");
+        s.daisy_chain = o.daisy_chain;
+        if (s.daisy_chain && s.proto != 6) edge::usage_error("--daisy-chain needs --proto tcp");
         if (o.backends.empty()) edge::usage_error("service add needs at least one --backend ADDR[=WEIGHT]");
         for (auto& b : o.backends) {
             BackendCfg bc;

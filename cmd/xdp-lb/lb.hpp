@@ -53,6 +53,7 @@ struct ServiceCfg {
     uint16_t port = 0;
     uint8_t proto = 6;
     bool quic = false;
+    bool daisy_chain = false;  // daisy chaining: mid-flow packets carry the slot's previous backend (GUE)
     std::vector<BackendCfg> backends;
     std::string name() const {
         return fmt::format("{}:{}/{}", vip.is_v6() ? "[" + vip.to_string() + "]" : vip.to_string(), port,
@@ -157,7 +158,7 @@ inline LbConfig parse_config(const edge::config::Document& doc) {
     std::set<std::tuple<IpAddr, uint16_t, uint8_t>> seen;
     std::map<uint32_t, IpAddr> sids;
     for (auto& st : root.tables("service")) {
-        st.only({"vip", "port", "proto", "quic", "backends", "backend"});
+        st.only({"vip", "port", "proto", "quic", "daisy_chain", "backends", "backend"});
         ServiceCfg s;
         auto vip = st.str("vip");
         if (!vip) st.fail("vip", "missing: every [[service]] needs vip = \"ADDR\"");
@@ -173,6 +174,9 @@ inline LbConfig parse_config(const edge::config::Document& doc) {
         else st.fail("proto", fmt::format("'{}': expected \"tcp\" or \"udp\"", proto));
         s.quic = st.boolean("quic").value_or(false);
         if (s.quic && s.proto != 17) st.fail("quic", "QUIC services are UDP: set proto = \"udp\"");
+        s.daisy_chain = st.boolean("daisy_chain").value_or(false);
+        if (s.daisy_chain && s.proto != 6)
+            st.fail("daisy_chain", "daisy chaining follows TCP connections: set proto = \"tcp\" or drop daisy_chain");
         for (auto& b : st.strings("backends")) s.backends.push_back(parse_backend_text(st, "backends", b));
         for (auto& bt : st.tables("backend")) {
             bt.only({"address", "weight", "mac", "server_id", "interface"});
@@ -232,6 +236,7 @@ inline std::string render_config(const LbConfig& c) {
         o += fmt::format("\n[[service]]\nvip = {}\nport = {}\nproto = {}\n", toml_str(s.vip.to_string()), s.port,
                          toml_str(s.proto == 17 ? "udp" : "tcp"));
         if (s.quic) o += "quic = true\n";
+        if (s.daisy_chain) o += "daisy_chain = true\n";
         for (auto& b : s.backends) {
             o += fmt::format("[[service.backend]]\naddress = {}\nweight = {}\n", toml_str(b.addr.to_string()), b.weight);
             if (b.mac) o += fmt::format("mac = {}\n", toml_str(format_mac(*b.mac)));
@@ -303,7 +308,7 @@ inline const char* reason_name(uint32_t r) {
     static const char* const names[XLB_R_COUNT] = {
         "tx",           "pass_not_ip",    "pass_not_vip",   "pass_truncated", "drop_truncated",
         "drop_fragment", "ip_options",    "drop_no_backend", "drop_encap",    "icmp_too_big",
-        "pass_icmp",    "quic_cid",       "quic_cid_unknown", "redirect"};
+        "pass_icmp",    "quic_cid",       "quic_cid_unknown", "redirect",       "daisy"};
     return r < XLB_R_COUNT ? names[r] : "?";
 }
 
@@ -411,12 +416,30 @@ public:
             }
             uint32_t base = (2 * st.id + st.half) * size_;
             auto mb = maglev_backends(s);
-            std::vector<uint32_t> ring(size_, XLB_NO_BACKEND);
+            std::vector<uint32_t> ring(size_, XLB_RING_NONE);
             if (!mb.empty()) {
                 edge::maglev::Table t(mb, size_, {});
                 std::vector<uint32_t> ids;
                 for (auto& b : mb) ids.push_back(backend_id(*IpAddr::parse(b.name)));
-                for (uint32_t i = 0; i < size_; i++) ring[i] = ids[t.entries()[i]];
+                for (uint32_t i = 0; i < size_; i++) ring[i] = XLB_RING_SLOT(ids[t.entries()[i]], XLB_RING_NONE);
+            }
+            // Daisy chaining: each slot keeps the backend it had in the table being
+            // replaced when that differs, else the previous backend it already had.
+            // Other services' slots stay plain backend ids.
+            if (!fresh && s.daisy_chain) {
+                xlb_service old{};
+                auto k = vip_key(s);
+                // ring_size is 0 while every backend is drained: the slots still hold the
+                // previous backends then.
+                if (bpf_map_lookup_elem(m_.services, &k, &old) == 0 && (old.ring_size == size_ || old.ring_size == 0)) {
+                    auto prev = read_ring(old.ring_base);
+                    for (uint32_t i = 0; i < size_; i++) {
+                        uint32_t cur = XLB_RING_CUR(ring[i]), was = XLB_RING_CUR(prev[i]);
+                        uint32_t p = was != XLB_RING_NONE && was != cur ? was : XLB_RING_PREV(prev[i]);
+                        if (p == cur) p = XLB_RING_NONE;
+                        ring[i] = XLB_RING_SLOT(cur, p);
+                    }
+                }
             }
             write_ring(base, ring);
             xlb_svc_info info{};
@@ -425,9 +448,10 @@ public:
                 percpu_zero(m_.svc_stats, st.id, sizeof(xlb_svc_stats) / 8);
                 info.gen = (info.gen + 1) & 0xffff;  // connection entries of an earlier owner of this id are stale
             }
-            info.flags = s.quic ? XLB_SVC_QUIC : 0u;
+            info.flags = (s.quic ? XLB_SVC_QUIC : 0u) | (s.daisy_chain ? XLB_SVC_DAISY : 0u);
             check(bpf_map_update_elem(m_.svc_info, &st.id, &info, BPF_ANY), "writing xlb_svc_info");
-            xlb_service sv{st.id, s.quic ? XLB_SVC_QUIC : 0u, base, mb.empty() ? 0u : size_};
+            uint32_t flags = (s.quic ? XLB_SVC_QUIC : 0u) | (s.daisy_chain ? XLB_SVC_DAISY : 0u);
+            xlb_service sv{st.id, flags, base, mb.empty() ? 0u : size_};
             auto k = vip_key(s);
             check(bpf_map_update_elem(m_.services, &k, &sv, BPF_ANY), "writing xlb_services");
             services_[name] = st;
@@ -557,6 +581,16 @@ private:
             if (!used) return id;
         }
         edge::usage_error("more than max_services = {} services", max_services_);
+    }
+
+    // The size_ slots of the ring from base.
+    std::vector<uint32_t> read_ring(uint32_t base) const {
+        std::vector<uint32_t> v(size_, XLB_RING_NONE);
+        for (uint32_t i = 0; i < size_; i++) {
+            uint32_t key = base + i;
+            bpf_map_lookup_elem(m_.ring, &key, &v[i]);
+        }
+        return v;
     }
 
     void write_ring(uint32_t base, const std::vector<uint32_t>& ring) {

@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
     iface(sadd, "Interface the balancer runs on");
     svc_opts(sadd, true);
     sadd->add_flag("--quic", o.quic, "A QUIC service (UDP): short headers routed by the server id in the CID");
+    sadd->add_flag("--daisy-chain", o.daisy_chain,
+                   "Daisy chaining (TCP): mid-connection packets carry the slot's previous backend (GUE), whose decap takes them over");
     sadd->add_option("--backend", o.backends, "A backend ADDR or ADDR=WEIGHT (repeatable)");
     auto* sdel = service->add_subcommand("del", "Delete a service (its flows pass to the stack from then on)");
     iface(sdel, "Interface the balancer runs on");

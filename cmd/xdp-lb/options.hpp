@@ -25,6 +25,7 @@ struct Options {
     uint16_t port = 0;
     std::string proto = "tcp";
     bool quic = false;
+    bool daisy_chain = false;  // service add --daisy-chain
     std::vector<std::string> backends;  // service add --backend ADDR[=WEIGHT]
     std::string backend;                // backend --address
     int64_t weight = -1;                // backend add/set --weight (-1: not given)

@@ -244,8 +244,14 @@ int run_decap(const Options& o, const edge::cli::Globals& g, edge::out::Output& 
                      .num("pass_not_encap", r[2])
                      .num("pass_not_local", r[3])
                      .num("drop_malformed", r[4])
-                     .text(fmt::format("detached from {}: decapsulated {} IPv4 + {} IPv6, passed {}, dropped {}",
-                                       o.interface, r[0], r[1], r[2] + r[3], r[4])));
+                     .num("decap_gue", r[XDEC_R_DECAP_GUE])
+                     .num("forward", r[XDEC_R_FORWARD])
+                     .num("forward_stack", r[XDEC_R_FORWARD_STACK])
+                     .num("syncookie", r[XDEC_R_SYNCOOKIE])
+                     .text(fmt::format("detached from {}: decapsulated {} IPv4 + {} IPv6 + {} GUE, forwarded {} to the "
+                                       "previous backend ({} through the stack), passed {}, dropped {}",
+                                       o.interface, r[0], r[1], r[XDEC_R_DECAP_GUE], r[XDEC_R_FORWARD] + r[XDEC_R_FORWARD_STACK],
+                                       r[XDEC_R_FORWARD_STACK], r[2] + r[3], r[4])));
     return edge::exit_ok;
 }
 
@@ -290,20 +296,23 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
         }
     }
     for (auto& [name, sv] : svcs) {
-        std::map<uint32_t, uint64_t> slots;
+        std::map<uint32_t, uint64_t> slots, prev_slots;
         for (uint32_t i = 0; i < sv.ring_size; i++) {
-            uint32_t key = sv.ring_base + i, bid = XLB_NO_BACKEND;
-            bpf_map_lookup_elem(m.ring, &key, &bid);
-            slots[bid]++;
+            uint32_t key = sv.ring_base + i, slot = XLB_RING_NONE;
+            bpf_map_lookup_elem(m.ring, &key, &slot);
+            slots[XLB_RING_CUR(slot)]++;
+            if (XLB_RING_PREV(slot) != XLB_RING_NONE) prev_slots[XLB_RING_PREV(slot)]++;
         }
         std::vector<edge::out::Record> bes;
-        std::string text = fmt::format("{} (id {}, table {}{})", name, sv.id, sv.ring_size, sv.flags & XLB_SVC_QUIC ? ", quic" : "");
+        std::string text = fmt::format("{} (id {}, table {}{}{})", name, sv.id, sv.ring_size, sv.flags & XLB_SVC_QUIC ? ", quic" : "",
+                                       sv.flags & XLB_SVC_DAISY ? ", daisy chaining" : "");
         for (auto& [bid, n] : slots) {
             xlb_backend be{};
             uint32_t id = bid;
             if (bpf_map_lookup_elem(m.backends, &id, &be) != 0 || !be.family) continue;
             auto r = edge::out::Record("backend");
             r.str("backend", backend_addr(be).to_string()).num("slots", n).real("share", ratio(n, sv.ring_size));
+            r.num("previous_slots", prev_slots.count(bid) ? prev_slots[bid] : uint64_t{0});
             if ((sv.flags & XLB_SVC_QUIC) && sid_of.count(bid)) r.num("server_id", uint64_t{sid_of[bid]});
             bes.push_back(r);
             text += fmt::format("\n  {} slots {} ({:.1f}%)", backend_addr(be).to_string(), n, 100.0 * ratio(n, sv.ring_size));
@@ -312,6 +321,7 @@ int run_status(const Options& o, const edge::cli::Globals& g, edge::out::Output&
                      .str("service", name)
                      .num("id", uint64_t{sv.id})
                      .boolean("quic", sv.flags & XLB_SVC_QUIC)
+                     .boolean("daisy_chain", sv.flags & XLB_SVC_DAISY)
                      .num("table_size", uint64_t{sv.ring_size})
                      .objects("backends", bes)
                      .text(text));

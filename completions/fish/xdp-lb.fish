@@ -53,6 +53,7 @@ complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subc
 complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from add' -l port -x -d 'The service'\''s port'
 complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from add' -l proto -x -a 'tcp udp' -d 'The service'\''s protocol (default tcp)'
 complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from add' -l quic -d 'A QUIC service (UDP): short headers routed by the server id in the CID'
+complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from add' -l daisy-chain -d 'Daisy chaining (TCP): mid-connection packets carry the slot'\''s previous backend (GUE), whose decap takes them over'
 complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from add' -l backend -x -d 'A backend ADDR or ADDR=WEIGHT (repeatable)'
 complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from del' -s h -l help -d 'Print this help and exit'
 complete -c xdp-lb -n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from del' -s i -l interface -x -d 'Interface the balancer runs on'

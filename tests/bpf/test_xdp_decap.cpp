@@ -6,11 +6,17 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "bpf/prog.hpp"
 #include "edge/lb.h"
 #include "net/build.hpp"
+#include "net/checksum.hpp"
 #include "net/packet.hpp"
 #include "xdp_decap.skel.h"
 
@@ -136,4 +142,199 @@ TEST_CASE("a lying or missing inner header is dropped and counted") {
     shortp.resize(14 + 20 + 10);
     CHECK(d.run(shortp).retval == XDP_DROP);
     CHECK(d.reason(XDEC_R_DROP_MALFORMED) == 2);
+}
+
+// ---- GUE (daisy chaining) ----------------------------------------------------------------
+
+namespace {
+// A GUE frame as xdp_lb sends it (edge/lb.h): outer IP, UDP to 9886 with checksum 0, GUE
+// header, private data with the previous backend, then the inner packet.
+Bytes gue(const Bytes& inner, const char* src, const char* dst, const char* prev, uint8_t pflags = 0, uint16_t gflags = 0) {
+    IpAddr p = ip(prev);
+    Bytes pay;
+    size_t alen = p.is_v4() ? 4 : 16;
+    size_t ulen = 8 + 4 + 4 + alen + inner.size();
+    pay = {0xc1, 0x23, 0x26, 0x9e, uint8_t(ulen >> 8), uint8_t(ulen), 0, 0};
+    pay.push_back(uint8_t((4 + alen) / 4));
+    pay.push_back((inner[0] >> 4) == 4 ? 4 : 41);
+    pay.push_back(uint8_t(gflags >> 8));
+    pay.push_back(uint8_t(gflags));
+    pay.insert(pay.end(), {0xeb, pflags, uint8_t(p.is_v4() ? 4 : 6), 0});
+    pay.insert(pay.end(), p.bytes().begin(), p.bytes().end());
+    pay.insert(pay.end(), inner.begin(), inner.end());
+    PacketBuilder b;
+    b.eth(kLbMac, kBeMac);
+    if (ip(dst).is_v4()) b.ipv4(ip(src), ip(dst)).ttl(64).dont_fragment();
+    else b.ipv6(ip(src), ip(dst)).ttl(64);
+    b.proto(17).payload(pay);
+    return b.build();
+}
+
+// A real TCP connection on loopback (BPF_PROG_TEST_RUN looks sockets up in this netns).
+struct Conn {
+    int lfd = -1, cfd = -1, afd = -1;
+    uint16_t lport = 0, cport = 0;
+    explicit Conn(bool v6) {
+        int fam = v6 ? AF_INET6 : AF_INET;
+        sockaddr_storage ss{};
+        socklen_t len;
+        if (v6) {
+            auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+            a->sin6_family = AF_INET6;
+            a->sin6_addr = in6addr_loopback;
+            len = sizeof(*a);
+        } else {
+            auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+            a->sin_family = AF_INET;
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            len = sizeof(*a);
+        }
+        lfd = socket(fam, SOCK_STREAM, 0);
+        REQUIRE(bind(lfd, reinterpret_cast<sockaddr*>(&ss), len) == 0);
+        REQUIRE(listen(lfd, 8) == 0);
+        socklen_t l2 = len;
+        REQUIRE(getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &l2) == 0);
+        cfd = socket(fam, SOCK_STREAM, 0);
+        REQUIRE(connect(cfd, reinterpret_cast<sockaddr*>(&ss), len) == 0);
+        afd = accept(lfd, nullptr, nullptr);
+        REQUIRE(afd >= 0);
+        lport = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+        sockaddr_storage cs{};
+        l2 = sizeof cs;
+        REQUIRE(getsockname(cfd, reinterpret_cast<sockaddr*>(&cs), &l2) == 0);
+        cport = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&cs)->sin6_port : reinterpret_cast<sockaddr_in*>(&cs)->sin_port);
+    }
+    ~Conn() {
+        for (int fd : {afd, cfd, lfd})
+            if (fd >= 0) close(fd);
+    }
+};
+
+// A port nothing listens on.
+uint16_t closed_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t l = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+Bytes tcp_in(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags) {
+    PacketBuilder b;
+    if (ip(src).is_v4()) b.ipv4(ip(src), ip(dst));
+    else b.ipv6(ip(src), ip(dst));
+    return b.tcp(sport, dport).flags(flags).payload("data").build();
+}
+
+// Checks a frame was sent on to `prev`: same bytes after L2 but the outer destination and
+// the second-hop flag (and the IPv4 checksum); TX/redirect with FORWARD, or PASS with
+// FORWARD_STACK. Returns the number of forwards counted so far.
+void check_forwarded(Decap& d, const Bytes& in, const edge::bpf::TestRun& r, const Bytes& want, uint64_t n) {
+    REQUIRE(r.data.size() == in.size());
+    CHECK(Bytes(r.data.begin() + 14, r.data.end()) == Bytes(want.begin() + 14, want.end()));
+    uint64_t fwd = d.reason(XDEC_R_FORWARD), stack = d.reason(XDEC_R_FORWARD_STACK);
+    CHECK(fwd + stack == n);
+    if (r.retval == XDP_PASS) CHECK(stack > 0);
+    else CHECK((r.retval == XDP_TX || r.retval == XDP_REDIRECT));
+}
+}  // namespace
+
+TEST_CASE("GUE: decapsulated for the local stack when a socket owns the packet, for SYNs, UDP and second hops") {
+    Decap d({"10.0.1.11", "2001:db8:1::11"});
+    Conn c4(false), c6(true);
+    uint16_t closed = closed_port();
+    struct Fx {
+        Bytes inner;
+        const char *src, *dst, *prev;
+        uint8_t pflags;
+    };
+    std::vector<Fx> fx = {
+        // An established socket here: ours.
+        {tcp_in("127.0.0.1", c4.cport, "127.0.0.1", c4.lport, TcpFlags::ack | TcpFlags::psh), "172.16.0.1", "10.0.1.11", "10.0.1.12", 0},
+        {tcp_in("::1", c6.cport, "::1", c6.lport, TcpFlags::ack), "fd00:e:1b::1", "2001:db8:1::11", "2001:db8:1::12", 0},
+        // A SYN starts a connection here, socket or not.
+        {tcp_in("127.0.0.1", 40000, "127.0.0.1", closed, TcpFlags::syn), "172.16.0.1", "10.0.1.11", "10.0.1.12", 0},
+        // Already a second hop: never forwarded again (the stack resets it).
+        {tcp_in("127.0.0.1", 40001, "127.0.0.1", closed, TcpFlags::ack), "172.16.0.1", "10.0.1.11", "10.0.1.12", XLB_GUE_F_SECOND_HOP},
+        {tcp_in("::1", 40001, "::1", closed, TcpFlags::ack), "fd00:e:1b::1", "2001:db8:1::11", "2001:db8:1::12", XLB_GUE_F_SECOND_HOP},
+        // Not TCP.
+        {inner6(), "fd00:e:1b::1", "2001:db8:1::11", "2001:db8:1::12", 0},
+        // The previous backend's family differs from the outer header's: kept here.
+        {tcp_in("127.0.0.1", 40002, "127.0.0.1", closed, TcpFlags::ack), "172.16.0.1", "10.0.1.11", "2001:db8:1::12", 0},
+    };
+    for (size_t i = 0; i < fx.size(); i++) {
+        CAPTURE(i);
+        auto& f = fx[i];
+        auto r = d.run(gue(f.inner, f.src, f.dst, f.prev, f.pflags));
+        CHECK(r.retval == XDP_PASS);
+        CHECK(r.data == plain(f.inner));
+    }
+    CHECK(d.reason(XDEC_R_DECAP_GUE) == fx.size());
+    CHECK(d.reason(XDEC_R_FORWARD) + d.reason(XDEC_R_FORWARD_STACK) == 0);
+}
+
+TEST_CASE("GUE: a TCP packet without SYN and without a socket here goes on to the previous backend, marked second hop") {
+    Decap d({"10.0.1.11", "2001:db8:1::11"});
+    Conn c4(false), c6(true);
+    uint16_t closed = closed_port();
+    uint64_t n = 0;
+    // No socket at all, and a listener but no connection (an ACK that is no SYN cookie).
+    for (uint16_t dport : {closed, c4.lport}) {
+        CAPTURE(dport);
+        Bytes inner = tcp_in("127.0.0.1", 40010, "127.0.0.1", dport, TcpFlags::ack | TcpFlags::psh);
+        Bytes in = gue(inner, "172.16.0.1", "10.0.1.11", "10.0.1.12");
+        auto r = d.run(in);
+        check_forwarded(d, in, r, gue(inner, "172.16.0.1", "10.0.1.12", "10.0.1.12", XLB_GUE_F_SECOND_HOP), ++n);
+        Packet o = parse_packet(r.data, LinkType::ethernet);
+        Checksum cs;
+        cs.add(std::span<const uint8_t>(r.data.data() + 14, 20));
+        CHECK(cs.finish() == 0);
+        CHECK(o.dst.to_string() == "10.0.1.12");
+        // What the previous backend's decap does with it: decapsulates (second hop).
+        Decap prev({"10.0.1.12"});
+        auto r2 = prev.run(r.data);
+        CHECK(r2.retval == XDP_PASS);
+        Bytes want = plain(inner);
+        CHECK(Bytes(r2.data.begin() + 12, r2.data.end()) == Bytes(want.begin() + 12, want.end()));
+        CHECK(prev.reason(XDEC_R_DECAP_GUE) == 1);
+    }
+    // IPv6, and a FIN or RST of a connection that is not here.
+    for (uint8_t flags : {uint8_t(TcpFlags::ack), uint8_t(TcpFlags::fin | TcpFlags::ack), uint8_t(TcpFlags::rst)}) {
+        Bytes inner = tcp_in("::1", 40011, "::1", c6.lport, flags);
+        Bytes in = gue(inner, "fd00:e:1b::1", "2001:db8:1::11", "2001:db8:1::12");
+        auto r = d.run(in);
+        check_forwarded(d, in, r, gue(inner, "fd00:e:1b::1", "2001:db8:1::12", "2001:db8:1::12", XLB_GUE_F_SECOND_HOP), ++n);
+    }
+    CHECK(d.reason(XDEC_R_DECAP_GUE) == 0);
+}
+
+TEST_CASE("GUE: malformed headers are dropped; other UDP and GUE to other hosts pass untouched") {
+    Decap d({"10.0.1.11"});
+    Bytes inner = tcp_in("127.0.0.1", 1, "127.0.0.1", 2, TcpFlags::syn);
+    CHECK(d.run(gue(inner, "172.16.0.1", "10.0.1.11", "10.0.1.12", 0, 0x8000)).retval == XDP_DROP);  // optional fields
+    Bytes v1 = gue(inner, "172.16.0.1", "10.0.1.11", "10.0.1.12");
+    v1[14 + 20 + 8] |= 0x40;  // GUE version 1
+    CHECK(d.run(v1).retval == XDP_DROP);
+    Bytes lying = gue(inner, "172.16.0.1", "10.0.1.11", "10.0.1.12");
+    lying[14 + 20 + 8 + 1] = 41;  // says IPv6 inside
+    CHECK(d.run(lying).retval == XDP_DROP);
+    Bytes cut = gue(inner, "172.16.0.1", "10.0.1.11", "10.0.1.12");
+    cut.resize(14 + 20 + 8 + 4 + 8 + 10);
+    CHECK(d.run(cut).retval == XDP_DROP);
+    CHECK(d.reason(XDEC_R_DROP_MALFORMED) == 4);
+    std::vector<Bytes> untouched = {
+        gue(inner, "172.16.0.1", "10.0.1.12", "10.0.1.11"),  // not ours
+        PacketBuilder().eth(kLbMac, kBeMac).ipv4(ip("198.51.100.7"), ip("10.0.1.11")).udp(9886, 53).payload("dns?").build(),
+    };
+    for (auto& u : untouched) {
+        auto r = d.run(u);
+        CHECK(r.retval == XDP_PASS);
+        CHECK(r.data == u);
+    }
+    CHECK(d.reason(XDEC_R_PASS_NOT_LOCAL) == 1);
+    CHECK(d.reason(XDEC_R_PASS_NOT_ENCAP) == 1);
 }

@@ -683,3 +683,224 @@ TEST_CASE("render_config reads back to the same configuration; a second controll
     for (uint16_t port = 8000; port < 8300; port++)
         CHECK(outer_dst(lb.run(tcp4("198.51.100.9", port, "203.0.113.10", 80)).data) != "10.0.1.13");
 }
+
+// ---- Daisy chaining (Unimog's second hop) ------------------------------------------------
+
+namespace {
+const char* kDaisy = R"(
+[lb]
+table_size = 251
+hash_key = "00112233445566778899aabbccddeeff"
+
+[[service]]
+vip = "203.0.113.60"
+port = 80
+proto = "tcp"
+daisy_chain = true
+backends = ["10.0.1.11", "10.0.1.12"]
+
+[[service]]
+vip = "203.0.113.61"
+port = 80
+proto = "tcp"
+backends = ["10.0.1.11", "10.0.1.12"]
+
+[[service]]
+vip = "2001:db8::60"
+port = 80
+proto = "tcp"
+daisy_chain = true
+backends = ["2001:db8:1::11", "2001:db8:1::12"]
+)";
+
+std::string daisy_changed() {
+    std::string s = kDaisy;
+    for (auto [from, to] : {std::pair<std::string, std::string>{"[\"10.0.1.11\", \"10.0.1.12\"]", "[\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.13\"]"},
+                            {"[\"10.0.1.11\", \"10.0.1.12\"]", "[\"10.0.1.11\", \"10.0.1.12\", \"10.0.1.13\"]"},
+                            {"[\"2001:db8:1::11\", \"2001:db8:1::12\"]", "[\"2001:db8:1::11\", \"2001:db8:1::12\", \"2001:db8:1::13\"]"}})
+        s.replace(s.find(from), from.size(), to);
+    return s;
+}
+
+// The GUE frame xdp_lb must send to `backend` carrying `prev` (edge/lb.h), built independently.
+Bytes expected_gue(const Bytes& in, const IpAddr& backend, const IpAddr& prev) {
+    Packet p = parse(in);
+    REQUIRE(p.ip_version != 0);
+    Bytes inner(in.begin() + static_cast<long>(p.l3_off), in.end());
+    size_t inner_len = p.ip_version == 4 ? (size_t(inner[2]) << 8 | inner[3]) : (size_t(inner[4]) << 8 | inner[5]) + 40;
+    inner.resize(inner_len);
+    uint32_t hint = xlb_flow_hint(&p.key);
+    uint8_t tos = p.ip_version == 4 ? inner[1] : uint8_t((inner[0] << 4) | (inner[1] >> 4));
+    Bytes pay;
+    size_t alen = prev.is_v4() ? 4 : 16;
+    size_t ulen = 8 + 4 + 4 + alen + inner.size();
+    uint16_t sport = uint16_t(0xc000 | ((hint ^ (hint >> 16)) & 0x3fff));
+    pay = {uint8_t(sport >> 8), uint8_t(sport), 0x26, 0x9e /* 9886 */, uint8_t(ulen >> 8), uint8_t(ulen), 0, 0};
+    pay.push_back(uint8_t((4 + alen) / 4));           // GUE: version 0, C 0, Hlen
+    pay.push_back(p.ip_version == 4 ? 4 : 41);        // inner protocol
+    pay.insert(pay.end(), {0, 0});                    // flags
+    pay.insert(pay.end(), {0xeb, 0, uint8_t(prev.is_v4() ? 4 : 6), 0});  // private data
+    pay.insert(pay.end(), prev.bytes().begin(), prev.bytes().end());
+    pay.insert(pay.end(), inner.begin(), inner.end());
+    PacketBuilder b;
+    b.eth(kLbMac, kClientMac);
+    if (backend.is_v4()) {
+        b.ipv4(IpAddr::v4(0xac100000u | (hint & 0xffffu)), backend).ttl(64).tos(tos).ip_id(0);
+        if (p.ip_version == 6 || p.dont_fragment) b.dont_fragment();
+    } else {
+        auto a = ip("fd00:e:1b::").raw();
+        a[12] = uint8_t(hint >> 24), a[13] = uint8_t(hint >> 16), a[14] = uint8_t(hint >> 8), a[15] = uint8_t(hint);
+        b.ipv6(IpAddr::v6(a), backend).ttl(64).tos(tos);
+    }
+    b.proto(17).payload(pay);
+    Bytes out = b.build();
+    if (backend.is_v6()) {
+        out[15] |= uint8_t((hint >> 16) & 0xf);
+        out[16] = uint8_t(hint >> 8);
+        out[17] = uint8_t(hint);
+    }
+    return out;
+}
+
+std::string name_of(uint32_t id, Lb& lb) {
+    for (auto& [a, i] : lb.ctl->backend_ids())
+        if (i == id) return a.to_string();
+    return "none";
+}
+}  // namespace
+
+TEST_CASE("daisy chaining: each slot keeps the backend it had before the table change") {
+    Lb lb(kDaisy);
+    auto read = [&](const char* svc) {
+        xlb_service sv{};
+        auto& sc = *std::find_if(lb.cfg.services.begin(), lb.cfg.services.end(), [&](auto& s) { return s.name() == svc; });
+        auto k = xlb::vip_key(sc);
+        REQUIRE(bpf_map_lookup_elem(bpf_map__fd(lb.s->maps.xlb_services), &k, &sv) == 0);
+        std::vector<uint32_t> v(sv.ring_size);
+        for (uint32_t i = 0; i < sv.ring_size; i++) {
+            uint32_t key = sv.ring_base + i;
+            REQUIRE(bpf_map_lookup_elem(bpf_map__fd(lb.s->maps.xlb_ring), &key, &v[i]) == 0);
+        }
+        return std::pair{sv, v};
+    };
+    auto [sv0, t0] = read("203.0.113.60:80/tcp");
+    CHECK((sv0.flags & XLB_SVC_DAISY) != 0);
+    for (auto e : t0) CHECK(XLB_RING_PREV(e) == XLB_RING_NONE);  // a fresh table has no history
+    lb.reload(daisy_changed());
+    auto [sv1, t1] = read("203.0.113.60:80/tcp");
+    REQUIRE(t1.size() == t0.size());
+    int moved = 0;
+    for (size_t i = 0; i < t1.size(); i++) {
+        if (XLB_RING_CUR(t1[i]) != XLB_RING_CUR(t0[i])) {
+            moved++;
+            CHECK(XLB_RING_PREV(t1[i]) == XLB_RING_CUR(t0[i]));
+        } else {
+            CHECK(XLB_RING_PREV(t1[i]) == XLB_RING_NONE);
+        }
+    }
+    CHECK(moved > 50);
+    // A service without daisy_chain keeps plain backend ids in its slots (what edgectl reads).
+    auto [svp, tp] = read("203.0.113.61:80/tcp");
+    for (auto e : tp) CHECK(e < XLB_MAX_BACKENDS);
+    // Another change that leaves a slot alone keeps its previous backend; a slot that
+    // moves again names the backend it just had.
+    std::string third = daisy_changed();
+    third.replace(third.find("\"10.0.1.13\"]"), 12, "\"10.0.1.13\", \"10.0.1.14\"]");
+    lb.reload(third);
+    auto [sv2, t2] = read("203.0.113.60:80/tcp");
+    int kept = 0;
+    for (size_t i = 0; i < t2.size(); i++) {
+        if (XLB_RING_CUR(t2[i]) == XLB_RING_CUR(t1[i])) {
+            CHECK(XLB_RING_PREV(t2[i]) == XLB_RING_PREV(t1[i]));
+            kept += XLB_RING_PREV(t1[i]) != XLB_RING_NONE;
+        } else {
+            CHECK(XLB_RING_PREV(t2[i]) == XLB_RING_CUR(t1[i]));
+        }
+    }
+    CHECK(kept > 20);
+}
+
+TEST_CASE("daisy chaining: a mid-connection packet the balancer never saw goes in GUE carrying the previous backend") {
+    Lb lb(kDaisy);
+    lb.reload(daisy_changed());
+    auto cfg0 = Lb::parse(kDaisy);
+    int gue = 0, plain = 0;
+    for (uint16_t port = 10000; port < 10200; port++) {
+        Bytes ack = tcp4("198.51.100.7", port, "203.0.113.60", 80, TcpFlags::ack | TcpFlags::psh);
+        Packet p = parse(ack);
+        std::string now = lb.maglev(p.key, "203.0.113.60:80/tcp");
+        edge::maglev::Table t0(xlb::maglev_backends(cfg0.services[0]), 251);
+        std::string before = t0.backends()[t0.lookup(edge::hash::flow_hash(p.key, cfg0.hash_key))].name;
+        auto r = lb.run(ack);
+        REQUIRE(r.retval == XDP_TX);
+        CHECK(outer_dst(r.data) == now);
+        if (now != before) {
+            gue++;
+            CHECK(r.data == expected_gue(ack, ip(now.c_str()), ip(before.c_str())));
+            Packet o = parse(r.data);
+            CHECK(ipv4_checksum_ok(r.data, o.l3_off));
+            // The connection table keeps the previous backend: the next packet carries it too.
+            auto r2 = lb.run(ack);
+            CHECK(r2.data == r.data);
+            edge_flow_key k = p.key;
+            xlb_ct4_key k4{};
+            std::memcpy(&k4.src, k.src, 4);
+            std::memcpy(&k4.dst, k.dst, 4);
+            k4.sport = k.sport, k4.dport = k.dport, k4.proto = k.proto;
+            xlb_ct_value v{};
+            REQUIRE(bpf_map_lookup_elem(bpf_map__fd(lb.s->maps.xlb_conntrack4), &k4, &v) == 0);
+            CHECK(name_of(v.prev, lb) == before);
+            CHECK(name_of(v.backend, lb) == now);
+        } else {
+            plain++;
+            CHECK(r.data == expected_encap(ack, ip(now.c_str())));  // unmoved slot: plain IP-in-IP
+        }
+    }
+    CHECK(gue > 20);
+    CHECK(plain > 20);
+    CHECK(lb.reason(XLB_R_DAISY) == uint64_t(2 * gue));
+}
+
+TEST_CASE("daisy chaining: SYNs, services without daisy_chain and UDP carry no previous backend; IPv6 carries one") {
+    Lb lb(kDaisy);
+    lb.reload(daisy_changed());
+    auto cfg0 = Lb::parse(kDaisy);
+    int v6gue = 0;
+    for (uint16_t port = 11000; port < 11100; port++) {
+        // A SYN starts a connection on the slot's backend: nothing to carry, and the
+        // connection table remembers no previous backend for the packets that follow.
+        Bytes syn = tcp4("198.51.100.8", port, "203.0.113.60", 80);
+        std::string now = lb.maglev(parse(syn).key, "203.0.113.60:80/tcp");
+        auto r = lb.run(syn);
+        CHECK(r.data == expected_encap(syn, ip(now.c_str())));
+        Bytes ack = tcp4("198.51.100.8", port, "203.0.113.60", 80, TcpFlags::ack);
+        CHECK(lb.run(ack).data == expected_encap(ack, ip(now.c_str())));
+        // The same change on a service without daisy_chain: plain IP-in-IP to the slot's backend.
+        Bytes other = tcp4("198.51.100.8", port, "203.0.113.61", 80, TcpFlags::ack);
+        CHECK(lb.run(other).data == expected_encap(other, ip(lb.maglev(parse(other).key, "203.0.113.61:80/tcp").c_str())));
+        // IPv6 in IPv6 with an IPv6 previous backend.
+        Bytes ack6 = tcp6("2001:db8:ff::7", port, "2001:db8::60", 80, TcpFlags::ack);
+        Packet p6 = parse(ack6);
+        std::string now6 = lb.maglev(p6.key, "[2001:db8::60]:80/tcp");
+        edge::maglev::Table t0(xlb::maglev_backends(cfg0.services[2]), 251);
+        std::string before6 = t0.backends()[t0.lookup(edge::hash::flow_hash(p6.key, cfg0.hash_key))].name;
+        auto r6 = lb.run(ack6);
+        REQUIRE(r6.retval == XDP_TX);
+        if (now6 != before6) {
+            v6gue++;
+            CHECK(r6.data == expected_gue(ack6, ip(now6.c_str()), ip(before6.c_str())));
+        } else {
+            CHECK(r6.data == expected_encap(ack6, ip(now6.c_str())));
+        }
+    }
+    CHECK(v6gue > 10);
+    CHECK(lb.reason(XLB_R_DAISY) == uint64_t(v6gue));
+    // daisy_chain is for TCP services.
+    std::string udp = kDaisy;
+    udp.replace(udp.find("proto = \"tcp\"\ndaisy_chain"), 13, "proto = \"udp\"");
+    CHECK_THROWS_WITH_AS(Lb::parse(udp), doctest::Contains("daisy_chain"), edge::UsageError);
+    // render_config keeps it.
+    auto c = Lb::parse(kDaisy);
+    CHECK(Lb::parse(xlb::render_config(c)).services[0].daisy_chain);
+    CHECK_FALSE(Lb::parse(xlb::render_config(c)).services[1].daisy_chain);
+}

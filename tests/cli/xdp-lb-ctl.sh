@@ -130,6 +130,28 @@ inns backend add -i xlb-ctl0 --vip 203.0.113.10 --port 81 --address 10.0.1.15
 expect_usage_error xdp-lb
 expect_err 'no service 203.0.113.10:81/tcp'
 
+case_ "service add --daisy-chain: listed, slots that move keep their previous backend, UDP refused"
+inns service add -i xlb-ctl0 --vip 203.0.113.12 --port 443 --daisy-chain --backend 10.0.1.21 --backend 10.0.1.22
+expect_rc 0
+inns -j service list -i xlb-ctl0
+jq -s -e 'map(select(.service=="203.0.113.12:443/tcp"))[0].daisy_chain == true' "$OUT" >/dev/null || fail "daisy_chain not listed"
+jq -s -e 'map(select(.service=="203.0.113.10:80/tcp"))[0].daisy_chain == false' "$OUT" >/dev/null || fail "daisy_chain on a plain service"
+inns -j status -i xlb-ctl0
+jq -s -e 'map(select(.service=="203.0.113.12:443/tcp"))[0] | .daisy_chain and ([.backends[].previous_slots] | add) == 0' "$OUT" >/dev/null ||
+    fail "a fresh daisy-chained table has previous backends: $(grep 203.0.113.12 "$OUT")"
+inns backend add -i xlb-ctl0 --vip 203.0.113.12 --port 443 --address 10.0.1.23
+expect_rc 0
+inns -j status -i xlb-ctl0
+# Every slot 10.0.1.23 took names its previous backend (Maglev may move a few more);
+# the new backend is nobody's previous backend.
+jq -s -e 'map(select(.service=="203.0.113.12:443/tcp"))[0].backends | (map(.previous_slots) | add) >= (map(select(.backend=="10.0.1.23"))[0].slots) and (map(select(.backend=="10.0.1.23"))[0] | .slots > 0 and .previous_slots == 0)' "$OUT" >/dev/null ||
+    fail "previous backends after backend add: $(grep 203.0.113.12 "$OUT")"
+jq -s -e 'map(select(.service=="203.0.113.10:80/tcp"))[0].backends | map(.previous_slots) | add == 0' "$OUT" >/dev/null ||
+    fail "a service without daisy_chain records previous backends"
+inns service add -i xlb-ctl0 --vip 203.0.113.12 --port 53 --proto udp --daisy-chain --backend 10.0.1.21
+expect_usage_error xdp-lb
+expect_err 'daisy-chain needs --proto tcp'
+
 case_ "unload detaches and removes the pins"
 inns unload -i xlb-ctl0
 expect_rc 0

@@ -65,6 +65,8 @@ bad nobackend '1: .*at least one backend' '[[service]]' 'vip = "203.0.113.10"' '
 bad sid '7: .*server_id: 70000 does not fit' "${svc[@]:0:3}" 'proto = "udp"' 'quic = true' '[[service.backend]]' 'server_id = 70000' 'address = "10.0.1.11"'
 bad mac '5: .*MAC' "${svc[@]:0:3}" '[[service.backend]]' 'mac = "02:00"' 'address = "10.0.1.11"'
 bad src6 '2: .*length 96..128' '[lb]' 'encap_source_v6 = "fd00::/64"'
+bad daisy '5: .*daisy_chain.*tcp' "${svc[@]:0:3}" 'proto = "udp"' 'daisy_chain = true' 'backends = ["10.0.1.11"]'
+bad daisybool '4: .*daisy_chain' "${svc[@]:0:3}" 'daisy_chain = "yes"' 'backends = ["10.0.1.11"]'
 
 case_ "no config, no services"
 run xdp-lb replay --pcap "$T/none.pcap"

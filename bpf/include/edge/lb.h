@@ -11,14 +11,20 @@
  *   xlb_vips      HASH      struct xlb_addr_key -> __u32 (number of services)
  *                           every VIP address, so fragments and truncated packets
  *                           to a VIP are recognised without ports.
- *   xlb_ring      ARRAY     __u32 index -> __u32 backend id
+ *   xlb_ring      ARRAY     __u32 index -> __u32 slot: the backend id (low 16 bits)
+ *                           and, on daisy-chained services only, the slot's previous
+ *                           backend id + 1 (high 16 bits, 0: none; XLB_RING_* below),
+ *                           so other slots read as plain backend ids.
  *                           ONE big array: service s owns two halves of M entries,
  *                           at (2*s + half) * M. The control plane writes the
  *                           inactive half, then flips xlb_service.ring_base with one
  *                           map update: no packet ever sees a half-written table.
  *   xlb_backends  ARRAY     backend id -> struct xlb_backend (address, MAC, tx port)
  *   xlb_quic_ids  HASH      QUIC server id -> backend id
- *   xlb_conntrack LRU_HASH  struct edge_flow_key -> struct xlb_ct_value (IPv6 flows)
+ *   xlb_conntrack LRU_HASH  struct edge_flow_key -> struct xlb_ct_value (IPv6 flows;
+ *                           the value names the backend and, for a flow first seen
+ *                           mid-connection on a daisy-chained service, the
+ *                           previous backend the encapsulation carries)
  *   xlb_conntrack4 LRU_HASH struct xlb_ct4_key -> struct xlb_ct_value (IPv4 flows:
  *                           a 16-byte key hashes and compares faster than 40)
  *   xlb_quic_sid16 ARRAY    QUIC server id (< 65536) -> backend id + 1 (0: none),
@@ -50,6 +56,48 @@
 
 /* struct xlb_service.flags */
 #define XLB_SVC_QUIC 0x1
+#define XLB_SVC_DAISY 0x2 /* daisy chaining (TCP): mid-flow packets carry the slot's previous backend */
+
+/* xlb_ring slots: the backend id in the low 16 bits (XLB_RING_NONE: none), the slot's
+ * previous backend id + 1 (the backend the slot named before the last table change
+ * that moved it) in the high 16 bits, 0 when there is none: a slot without a
+ * previous backend is the plain backend id. */
+#define XLB_RING_NONE 0xffffu
+#define XLB_RING_SLOT(cur, prev) \
+	((((edge_u32)(prev) & 0xffffu) == XLB_RING_NONE ? 0u : (((edge_u32)(prev) + 1) << 16)) | ((edge_u32)(cur) & 0xffffu))
+#define XLB_RING_CUR(slot) ((slot) & 0xffffu)
+#define XLB_RING_PREV(slot) (((slot) >> 16) ? ((slot) >> 16) - 1 : XLB_RING_NONE)
+
+/*
+ * Daisy chaining (Unimog's second hop): a packet that carries a previous backend is
+ * encapsulated in GUE (draft-ietf-intarea-gue, variant 0) over UDP instead of IP-in-IP:
+ *
+ *   outer IPv4/IPv6 (protocol 17) | UDP (source port per flow, destination
+ *   XLB_GUE_PORT, checksum 0) | GUE header: 0x00|Hlen, proto (4 or 41), flags 0 |
+ *   private data (Hlen words): struct xlb_gue_priv + the previous backend's
+ *   address (4 or 16 bytes) | the inner IP packet.
+ *
+ * The backend's xdp_decap strips it; for a TCP packet without SYN for which the
+ * host has no socket, it rewrites the outer destination to the previous backend,
+ * sets XLB_GUE_F_SECOND_HOP and sends it on (a second-hop packet is never forwarded
+ * again).
+ */
+#define XLB_GUE_PORT 9886
+#define XLB_GUE_MAGIC 0xeb
+#define XLB_GUE_F_SECOND_HOP 0x01
+
+struct xlb_gue_hdr {
+	edge_u8 hlen;  /* version (2 bits, 0), C (1 bit, 0), Hlen (5 bits): 32-bit words after this header */
+	edge_u8 proto; /* the inner packet: 4 (IPv4) or 41 (IPv6) */
+	edge_u16 flags; /* 0: no optional fields, the Hlen words are private data */
+};
+
+struct xlb_gue_priv {
+	edge_u8 magic;  /* XLB_GUE_MAGIC */
+	edge_u8 flags;  /* XLB_GUE_F_* */
+	edge_u8 family; /* of the address that follows: EDGE_FAMILY_V4 (4 bytes) or _V6 (16) */
+	edge_u8 reserved;
+};
 
 struct xlb_vip_key {
 	edge_u8 addr[16]; /* IPv4 in the first 4 bytes, rest zero */
@@ -89,6 +137,8 @@ struct xlb_ct_value {
 	edge_u32 backend;
 	edge_u16 service;
 	edge_u16 gen; /* xlb_svc_info.gen of the service when the entry was made */
+	edge_u32 prev; /* daisy chaining: the previous backend the encapsulation carries
+			* (flow first seen mid-connection), XLB_NO_BACKEND: none */
 };
 
 struct xlb_ct4_key {
@@ -143,6 +193,7 @@ enum xlb_reason {
 	XLB_R_QUIC_CID,        /* QUIC short header routed by the server id */
 	XLB_R_QUIC_CID_UNKNOWN,/* QUIC short header, unknown/unroutable id: Maglev */
 	XLB_R_REDIRECT,        /* encapsulated and redirected to another interface (devmap) */
+	XLB_R_DAISY,           /* sent in GUE carrying the previous backend (daisy chaining) */
 	XLB_R_COUNT
 };
 
@@ -167,6 +218,10 @@ enum xdec_reason {
 	XDEC_R_PASS_NOT_ENCAP,
 	XDEC_R_PASS_NOT_LOCAL, /* encapsulated, but the outer destination is not ours */
 	XDEC_R_DROP_MALFORMED, /* encapsulated to us, inner header missing or wrong */
+	XDEC_R_DECAP_GUE,      /* GUE removed (the inner packet is for this host) */
+	XDEC_R_FORWARD,        /* GUE, TCP without SYN, no socket here: sent on to the previous backend */
+	XDEC_R_FORWARD_STACK,  /* the same, handed to the stack to route (no neighbour entry yet) */
+	XDEC_R_SYNCOOKIE,      /* no socket, but a valid SYN cookie for a listener here: kept */
 	XDEC_R_COUNT
 };
 
