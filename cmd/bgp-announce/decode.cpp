@@ -13,6 +13,8 @@
 #include <memory>
 #include <set>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "bgp/message.hpp"
@@ -182,19 +184,32 @@ std::unique_ptr<Source> open_input(const std::string& path, std::string& kind) {
 }
 
 // ---- output --------------------------------------------------------------------------------
+// Output goes out in whole 64 KiB blocks at 64 KiB offsets: the kernel then fills whole
+// (large) page-cache folios instead of splitting one across two writes.
 struct Sink {
+    static constexpr size_t block = 1u << 16;
     std::string buf;
-    void flush() {
-        if (!buf.empty()) {
-            std::fwrite(buf.data(), 1, buf.size(), stdout);
-            buf.clear();
+    Sink() { buf.reserve(5 * block); }
+    static void write_all(const char* p, size_t n) {
+        while (n) {
+            ssize_t k = ::write(STDOUT_FILENO, p, n);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) return;  // a closed pipe or a full disk: nothing more can be said there
+            p += k;
+            n -= size_t(k);
         }
+    }
+    void flush() {
         std::fflush(stdout);
+        write_all(buf.data(), buf.size());
+        buf.clear();
     }
     void maybe_flush() {
-        if (buf.size() >= (1u << 16)) {
-            std::fwrite(buf.data(), 1, buf.size(), stdout);
-            buf.clear();
+        if (buf.size() >= 4 * block) {
+            std::fflush(stdout);
+            size_t n = buf.size() & ~(block - 1);
+            write_all(buf.data(), n);
+            buf.erase(0, n);
         }
     }
 };
@@ -797,6 +812,9 @@ struct Dir {
     std::vector<uint8_t> buf;
     size_t off = 0;
     std::optional<bgp::Open> open;
+    // -m: what every line of this direction shares, valid while no OPEN changed (opens_seen).
+    mrt::Bgp4mp line;
+    uint64_t line_stamp = ~uint64_t{0};
     net::IpAddr addr;
     uint16_t port = 0;
     uint64_t retransmitted = 0, reordered = 0, resyncs = 0;
@@ -822,18 +840,35 @@ int decode_pcap(const Options& opt, Mode mode) {
     Warnings warn{name};
     Decoder dec(mode, opt.routes, warn);
     std::map<ConnKey, Conn> conns;
-    uint64_t next_id = 1, frames = 0, tcp_segments = 0;
+    uint64_t next_id = 1, frames = 0, tcp_segments = 0, opens_seen = 0;
     edge::pcap::Frame f;
     net::ParseOptions po;
     po.checksums = false;
 
-    auto deliver = [&](Conn& c, int di, int64_t ts_us) {
+    // Decodes the complete messages at the start of `data` (a segment's payload straight from
+    // the capture, or the reassembly buffer); returns the bytes used (messages and any bytes
+    // skipped to find a marker). What is left is the start of an incomplete message.
+    auto process = [&](Conn& c, int di, int64_t ts_us, std::span<const uint8_t> data) -> size_t {
         Dir& d = c.d[di];
         Dir& o = c.d[1 - di];
+        size_t used = 0;
         for (;;) {
-            std::span<const uint8_t> avail(d.buf.data() + d.off, d.buf.size() - d.off);
+            std::span<const uint8_t> avail = data.subspan(used);
             if (avail.size() < bgp::header_size) break;
-            auto fr = bgp::check_frame(avail, bgp::max_extended_size);
+            bgp::Frame fr;
+            uint64_t m0, m1;
+            std::memcpy(&m0, avail.data(), 8);
+            std::memcpy(&m1, avail.data() + 8, 8);
+            size_t len = size_t(avail[16]) << 8 | avail[17];
+            if (m0 == ~uint64_t{0} && m1 == ~uint64_t{0} && avail[18] == uint8_t(bgp::MsgType::update) && len >= 23 &&
+                len <= bgp::max_extended_size) {  // the usual case, checked in place
+                if (avail.size() < len) break;
+                fr.status = bgp::Frame::ok;
+                fr.length = len;
+                fr.type = bgp::MsgType::update;
+            } else {
+                fr = bgp::check_frame(avail, bgp::max_extended_size);
+            }
             if (fr.status == bgp::Frame::need_more) break;
             if (fr.status == bgp::Frame::bad) {
                 // Not at a message boundary (capture started mid-stream, or a gap): find the next marker.
@@ -845,32 +880,27 @@ int decode_pcap(const Options& opt, Mode mode) {
                 }
                 if (d.resyncs++ == 0)
                     warn.add(fmt::format("session {}", c.id), fmt::format("{}:{}: not at a BGP message boundary; skipping to the next marker", d.addr.to_string(), d.port));
-                d.off += std::min(k, avail.size() - 15);
+                used += std::min(k, avail.size() - 15);
                 continue;
             }
             auto msg = avail.first(fr.length);
-            MsgMeta mm;
-            mm.ts_us = ts_us;
-            mm.source = "pcap";
-            mm.session = c.id;
-            if (mode != Mode::bgpdump) {
-                mm.peer = d.addr.to_string();
-                mm.local = o.addr.to_string();
+            uint32_t peer_as = 0, local_as = 0;
+            bool as4 = true, ap = false;
+            if (mode != Mode::bgpdump || d.line_stamp != opens_seen || fr.type == bgp::MsgType::open) {
+                peer_as = d.open ? d.open->asn : 0;
+                local_as = o.open ? o.open->asn : 0;
+                as4 = (!d.open || d.open->four_octet_as) && (!o.open || o.open->four_octet_as);
+                if (d.open && o.open)
+                    for (auto& x : d.open->add_path)
+                        for (auto& y : o.open->add_path)
+                            if (x.af == y.af && (x.send_receive & 2) && (y.send_receive & 1)) ap = true;
             }
-            mm.peer_as = d.open ? d.open->asn : 0;
-            mm.local_as = o.open ? o.open->asn : 0;
-            mm.as4 = (!d.open || d.open->four_octet_as) && (!o.open || o.open->four_octet_as);
-            bool ap = false;
-            if (d.open && o.open)
-                for (auto& x : d.open->add_path)
-                    for (auto& y : o.open->add_path)
-                        if (x.af == y.af && (x.send_receive & 2) && (y.send_receive & 1)) ap = true;
-            mm.addpath = ap;
             if (fr.type == bgp::MsgType::open) {
                 auto od = bgp::decode_open(msg.subspan(bgp::header_size));
                 if (auto* op = std::get_if<bgp::Open>(&od.msg); op && od.outcome == bgp::Outcome::ok) {
                     d.open = *op;
-                    mm.peer_as = op->asn;
+                    ++opens_seen;
+                    peer_as = op->asn;
                 }
             }
             auto where = [&] { return fmt::format("session {} {}:{}", c.id, d.addr.to_string(), d.port); };
@@ -879,27 +909,67 @@ int decode_pcap(const Options& opt, Mode mode) {
                 h.type = mrt::type_bgp4mp_et;
                 h.timestamp = uint32_t(ts_us / 1000000);
                 h.microseconds = uint32_t(ts_us % 1000000);
-                mrt::Bgp4mp b;
-                b.as4 = mm.as4;
-                b.addpath = ap;
-                b.peer_as = mm.peer_as;
-                b.local_as = mm.local_as;
-                b.afi = d.addr.is_v4() ? 1 : 2;
-                b.peer_ip.v6 = d.addr.is_v6();
-                std::memcpy(b.peer_ip.b.data(), d.addr.bytes().data(), d.addr.bytes().size());
+                mrt::Bgp4mp& b = d.line;
+                if (d.line_stamp != opens_seen || fr.type == bgp::MsgType::open) {
+                    b = mrt::Bgp4mp{};
+                    b.as4 = as4;
+                    b.addpath = ap;
+                    b.peer_as = peer_as;
+                    b.local_as = local_as;
+                    b.afi = d.addr.is_v4() ? 1 : 2;
+                    b.peer_ip.v6 = d.addr.is_v6();
+                    std::memcpy(b.peer_ip.b.data(), d.addr.bytes().data(), d.addr.bytes().size());
+                    d.line_stamp = fr.type == bgp::MsgType::open ? ~uint64_t{0} : opens_seen;
+                }
                 b.msg = msg;
                 dec.fmt.bgp4mp(h, b, dec.out.buf);
                 dec.flush_fmt_warnings(where);
                 ++dec.messages;
             } else {
+                MsgMeta mm;
+                mm.ts_us = ts_us;
+                mm.source = "pcap";
+                mm.session = c.id;
+                mm.peer = d.addr.to_string();
+                mm.local = o.addr.to_string();
+                mm.peer_as = peer_as;
+                mm.local_as = local_as;
+                mm.as4 = as4;
+                mm.addpath = ap;
                 dec.message(mm, msg, where());
             }
-            d.off += fr.length;
+            used += fr.length;
         }
-        if (d.off > (1u << 16) && d.off * 2 > d.buf.size()) {
-            d.buf.erase(d.buf.begin(), d.buf.begin() + long(d.off));
-            d.off = 0;
+        return used;
+    };
+    // In-order bytes of one direction. Whole messages are decoded in place; only a message
+    // split across segments is gathered in d.buf (with just the bytes that complete it).
+    auto feed = [&](Conn& c, int di, int64_t ts_us, std::span<const uint8_t> data) {
+        Dir& d = c.d[di];
+        while (d.off < d.buf.size() && !data.empty()) {
+            size_t have = d.buf.size() - d.off, want = 0;
+            if (have < bgp::header_size) {
+                want = bgp::header_size - have;
+            } else {
+                auto fr = bgp::check_frame(std::span<const uint8_t>(d.buf).subspan(d.off), bgp::max_extended_size);
+                want = fr.status == bgp::Frame::need_more && fr.length > have ? fr.length - have : data.size();
+            }
+            size_t k = std::min(want, data.size());
+            d.buf.insert(d.buf.end(), data.begin(), data.begin() + long(k));
+            data = data.subspan(k);
+            d.off += process(c, di, ts_us, std::span<const uint8_t>(d.buf).subspan(d.off));
+            if (d.off == d.buf.size()) {
+                d.buf.clear();
+                d.off = 0;
+            } else if (d.off > (1u << 16) && d.off * 2 > d.buf.size()) {
+                d.buf.erase(d.buf.begin(), d.buf.begin() + long(d.off));
+                d.off = 0;
+            }
         }
+        if (data.empty()) return;
+        size_t used = process(c, di, ts_us, data);
+        d.buf.assign(data.begin() + long(used), data.end());
+        d.off = 0;
     };
 
     while (rd.next(f)) {
@@ -937,7 +1007,10 @@ int decode_pcap(const Options& opt, Mode mode) {
                 warn.add(fmt::format("session {}", c.id), "new SYN while a message was incomplete");
             // A new connection on the same 4-tuple starts afresh.
             d.buf.clear(), d.off = 0, d.ooo.clear(), d.ooo_bytes = 0;
-            if (d.init && d.next != seq + 1) d.open.reset();
+            if (d.init && d.next != seq + 1) {
+                d.open.reset();
+                ++opens_seen;
+            }
             d.init = true;
             d.next = seq + 1;
             seq += 1;
@@ -969,8 +1042,8 @@ int decode_pcap(const Options& opt, Mode mode) {
                 continue;
             }
             if (skip) ++d.retransmitted;
-            d.buf.insert(d.buf.end(), payload.begin() + long(skip), payload.end());
             d.next += uint32_t(payload.size() - skip);
+            feed(c, di, f.ts_us, payload.subspan(skip));
         }
         // Fill in from held segments now contiguous.
         while (!d.ooo.empty()) {
@@ -978,15 +1051,14 @@ int decode_pcap(const Options& opt, Mode mode) {
             int32_t dd = int32_t(first->first - d.next);
             if (dd > 0) break;
             size_t skip = size_t(-int64_t(dd));
-            auto& v = first->second;
-            if (skip < v.size()) {
-                d.buf.insert(d.buf.end(), v.begin() + long(skip), v.end());
-                d.next += uint32_t(v.size() - skip);
-            }
-            d.ooo_bytes -= v.size();
+            std::vector<uint8_t> held = std::move(first->second);
+            d.ooo_bytes -= held.size();
             d.ooo.erase(first);
+            if (skip < held.size()) {
+                d.next += uint32_t(held.size() - skip);
+                feed(c, di, f.ts_us, std::span<const uint8_t>(held).subspan(skip));
+            }
         }
-        deliver(c, di, f.ts_us);
         dec.out.maybe_flush();
     }
     dec.out.flush();

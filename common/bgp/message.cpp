@@ -533,7 +533,6 @@ Frame check_frame(std::span<const uint8_t> buf, size_t max_size) {
         }
     uint16_t len = get16(&buf[16]);
     uint8_t type = buf[18];
-    Bytes len_data{buf[16], buf[17]};
     if (type < 1 || type > 5) {
         f.status = Frame::bad;
         f.error = note(err::header, err::bad_type, {type});
@@ -549,12 +548,12 @@ Frame check_frame(std::span<const uint8_t> buf, size_t max_size) {
     }
     if (len < min || len > max) {
         f.status = Frame::bad;
-        f.error = note(err::header, err::bad_length, len_data);
+        f.error = note(err::header, err::bad_length, Bytes{buf[16], buf[17]});
         return f;
     }
+    f.length = len;
     if (buf.size() < len) return f;
     f.status = Frame::ok;
-    f.length = len;
     f.type = static_cast<MsgType>(type);
     return f;
 }

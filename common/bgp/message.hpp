@@ -273,7 +273,7 @@ struct Context {
 // ---- framing ------------------------------------------------------------------------
 struct Frame {
     enum Status { need_more, ok, bad } status = need_more;
-    size_t length = 0;          // whole message, header included (ok)
+    size_t length = 0;          // whole message, header included (ok; need_more once the header is in)
     MsgType type{};             // (ok)
     Notification error;         // (bad): what to send
 };

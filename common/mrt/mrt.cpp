@@ -71,35 +71,38 @@ constexpr char digits2[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
-inline int count_digits(uint32_t v) {
-    int n = 1;
-    for (;;) {
-        if (v < 10) return n;
-        if (v < 100) return n + 1;
-        if (v < 1000) return n + 2;
-        if (v < 10000) return n + 3;
-        v /= 10000u;
-        n += 4;
-    }
+// Decimal digits of v at o; returns the end. Two-digit pairs from a table, the halves of
+// longer numbers converted independently (no long division chain).
+inline char* put_2(char* o, uint32_t v) {  // exactly two digits, v < 100
+    std::memcpy(o, digits2 + 2 * v, 2);
+    return o + 2;
 }
-// Decimal digits of v at o; returns the end.
+inline char* put_4(char* o, uint32_t v) {  // exactly four digits, v < 10000
+    put_2(o, v / 100);
+    return put_2(o + 2, v % 100);
+}
+inline char* put_upto4(char* o, uint32_t v) {  // v < 10000, no leading zeros
+    if (v < 10) {
+        *o = char('0' + v);
+        return o + 1;
+    }
+    if (v < 100) return put_2(o, v);
+    if (v < 1000) {
+        *o = char('0' + v / 100);
+        return put_2(o + 1, v % 100);
+    }
+    return put_4(o, v);
+}
 inline char* put_u32(char* o, uint32_t v) {
-    int n = count_digits(v);
-    char* e = o + n;
-    char* p = e;
-    while (v >= 100) {
-        uint32_t r = (v % 100) * 2;
-        v /= 100;
-        *--p = digits2[r + 1];
-        *--p = digits2[r];
+    if (v < 10000) return put_upto4(o, v);
+    if (v < 100000000) {
+        o = put_upto4(o, v / 10000);
+        return put_4(o, v % 10000);
     }
-    if (v >= 10) {
-        *--p = digits2[v * 2 + 1];
-        *--p = digits2[v * 2];
-    } else {
-        *--p = char('0' + v);
-    }
-    return e;
+    uint32_t top = v / 100000000, rest = v % 100000000;
+    o = put_upto4(o, top);
+    o = put_4(o, rest / 10000);
+    return put_4(o, rest % 10000);
 }
 inline void app_u32(std::string& s, uint32_t v) {
     char b[12];
@@ -848,7 +851,287 @@ void BgpdumpFormatter::attr_tail(const Attrs& a, const char* nh, std::string& ou
     out += "|\n";
 }
 
+namespace {
+inline uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+// Checks a NLRI list of IPv4 prefixes; the count, or -1 when bgpdump's reader would
+// complain (the general path then reports it).
+inline long count_v4_prefixes(const uint8_t* p, size_t n) {
+    long k = 0;
+    size_t i = 0;
+    while (i < n) {
+        uint8_t len = p[i];
+        if (len > 32 || i + 1 + (len + 7u) / 8u > n) return -1;
+        i += 1 + (len + 7u) / 8u;
+        ++k;
+    }
+    return k;
+}
+// "a.b.c.d/len" for each prefix of a checked list, each line = head + prefix + rest.
+inline char* put_v4_lines(char* q, const uint8_t* p, size_t n, std::string_view head, std::string_view rest) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t len = p[i];
+        size_t nb = (len + 7u) / 8u;
+        uint8_t a[4] = {0, 0, 0, 0};
+        for (size_t k = 0; k < nb; ++k) a[k] = p[i + 1 + k];
+        i += 1 + nb;
+        std::memcpy(q, head.data(), head.size());
+        q += head.size();
+        q += format_ipv4(a, q);
+        *q++ = '/';
+        q = put_u32(q, len);
+        std::memcpy(q, rest.data(), rest.size());
+        q += rest.size();
+    }
+    return q;
+}
+}  // namespace
+
+bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span<const uint8_t> upd, std::string& out) {
+    const uint8_t* b = upd.data();
+    size_t n = upd.size();
+    if (n < 4) return false;
+    size_t wl = size_t(b[0]) << 8 | b[1];
+    if (2 + wl + 2 > n) return false;
+    const uint8_t* wd = b + 2;
+    size_t al = size_t(b[2 + wl]) << 8 | b[3 + wl];
+    if (4 + wl + al > n) return false;
+    const uint8_t* ad = b + 4 + wl;
+    const uint8_t* nl = ad + al;
+    size_t nn = n - 4 - wl - al;
+    long nw = count_v4_prefixes(wd, wl), na = count_v4_prefixes(nl, nn);
+    if (nw < 0 || na < 0 || nw > long(bgpdump_max_prefixes) || na > long(bgpdump_max_prefixes)) return false;
+
+    // The attributes: only those -m shows (or ignores without a word); anything else, a
+    // repeated or malformed one included, goes the general way.
+    uint64_t seen = 0;
+    int origin = -1;
+    const uint8_t *path = nullptr, *nh = nullptr, *agg = nullptr, *comms = nullptr;
+    size_t path_len = 0, comms_len = 0;
+    uint32_t med = 0, lp = 0;
+    for (size_t i = 0; i < al;) {
+        if (al - i < 3) return false;
+        uint8_t flags = ad[i], type = ad[i + 1];
+        size_t len, hl;
+        if (flags & bgp::attr::flag_extended) {
+            if (al - i < 4) return false;
+            len = size_t(ad[i + 2]) << 8 | ad[i + 3];
+            hl = 4;
+        } else {
+            len = ad[i + 2];
+            hl = 3;
+        }
+        if (al - i - hl < len) return false;
+        const uint8_t* v = ad + i + hl;
+        i += hl + len;
+        if (type >= 1 && type <= 64) {
+            uint64_t bit = uint64_t{1} << (type - 1);
+            if (seen & bit) return false;
+            seen |= bit;
+        }
+        switch (type) {
+        case bgp::attr::origin:
+            if (len != 1) return false;
+            origin = v[0];
+            break;
+        case bgp::attr::as_path: {
+            if (len > 1400) return false;  // the text stays far below bgpdump's 8000-byte cut
+            for (size_t k = 0; k < len;) {
+                if (len - k < 2 || v[k] < bgp::as_set || v[k] > bgp::as_confed_set || len - k - 2 < size_t(v[k + 1]) * 4) return false;
+                k += 2 + size_t(v[k + 1]) * 4;
+            }
+            path = v;
+            path_len = len;
+            break;
+        }
+        case bgp::attr::next_hop:
+            if (len != 4) return false;
+            nh = v;
+            break;
+        case bgp::attr::med:
+            if (len != 4) return false;
+            med = be32(v);
+            break;
+        case bgp::attr::local_pref:
+            if (len != 4) return false;
+            lp = be32(v);
+            break;
+        case bgp::attr::atomic_aggregate: break;
+        case bgp::attr::aggregator:
+            if (len != 8) return false;
+            agg = v;
+            break;
+        case bgp::attr::communities:
+            if (len % 4 || len > 1024) return false;
+            comms = v;
+            comms_len = len;
+            break;
+        case bgp::attr::originator_id:
+            if (len != 4) return false;
+            break;
+        case bgp::attr::cluster_list:
+            if (len % 4) return false;
+            break;
+        case bgp::attr::ext_communities:
+            if (len % 8) return false;
+            break;
+        case bgp::attr::large_communities:
+            if (len % 12) return false;
+            break;
+        case bgp::attr::mp_reach:
+        case bgp::attr::mp_unreach:
+        case bgp::attr::as4_path:
+        case bgp::attr::as4_aggregator: return false;
+        default: break;  // unknown: not shown by -m
+        }
+    }
+
+    if (nw == 0 && na == 0) return true;  // nothing bgpdump prints (End-of-RIB, attributes only)
+
+    // "FORMAT|TIME|K|PEER|AS|", kept while consecutive messages share it (a capture's
+    // segment, an MRT file's second).
+    // bgpdump 1.6.2 treats only MESSAGE_LOCAL and MESSAGE_AS4_LOCAL as sent; for the
+    // *_LOCAL_ADDPATH subtypes it prints the local address and AS as if received from them.
+    bool local = m.subtype == bgp4mp::message_local || m.subtype == bgp4mp::message_as4_local;
+    bool show_local = m.subtype == bgp4mp::message_local_addpath || m.subtype == bgp4mp::message_as4_local_addpath;
+    const Addr& ip = show_local ? m.local_ip : m.peer_ip;
+    HeadKey key;
+    key.ts = hdr.timestamp;
+    key.us = hdr.type == type_bgp4mp_et ? hdr.microseconds : 0;
+    key.as = show_local ? m.local_as : m.peer_as;
+    key.type = hdr.type;
+    key.afi = m.afi;
+    std::memcpy(&key.ip0, ip.b.data(), 8);
+    std::memcpy(&key.ip1, ip.b.data() + 8, 8);
+    key.local = local;
+    if (!(head_len_ && key == head_key_)) {
+        bool et = hdr.type == type_bgp4mp_et;
+        char* h = head_buf_;
+        const char* fmtname = et ? (local ? "BGP4MP_ET_LOCAL|" : "BGP4MP_ET|") : (local ? "BGP4MP_LOCAL|" : "BGP4MP|");
+        size_t fl = std::strlen(fmtname);
+        std::memcpy(h, fmtname, fl);
+        h += fl;
+        h = put_u32(h, hdr.timestamp);
+        if (et) {
+            *h++ = '.';
+            uint32_t us = hdr.microseconds;
+            if (us > 999999) {  // bgpdump prints whatever is there with %06ld
+                h = put_u32(h, us);
+            } else {
+                for (int k = 5; k >= 0; --k) {
+                    h[k] = char('0' + us % 10);
+                    us /= 10;
+                }
+                h += 6;
+            }
+        }
+        std::memcpy(h, "|A|", 3);
+        head_kind_ = size_t(h + 1 - head_buf_);
+        h += 3;
+        h += m.afi == bgp::afi_ipv6 ? format_ipv6(ip.b.data(), h) : format_ipv4(ip.b.data(), h);
+        *h++ = '|';
+        h = put_u32(h, key.as);
+        *h++ = '|';
+        head_len_ = size_t(h - head_buf_);
+        head_key_ = key;
+    }
+    char* kind = head_buf_ + head_kind_;
+    std::string_view hd(head_buf_, head_len_);
+
+    size_t base = out.size();
+    if (nw) {
+        *kind = 'W';
+        out.resize(base + size_t(nw) * (hd.size() + 20));
+        char* q = put_v4_lines(out.data() + base, wd, wl, hd, "\n");
+        out.resize(size_t(q - out.data()));
+        *kind = 'A';
+        base = out.size();
+    }
+    if (!na) return true;
+
+    // "|PATH|ORIGIN|NEXTHOP|LP|MED|COMMUNITIES|AG|AGGREGATOR|\n" after each prefix
+    char tail[8192];
+    char* t = tail;
+    *t++ = '|';
+    if (path) {
+        bool space = false;
+        uint8_t prev = bgp::as_sequence, last = bgp::as_sequence;
+        bool any = false;
+        for (size_t k = 0; k < path_len;) {
+            uint8_t st = path[k];
+            uint32_t cnt = path[k + 1];
+            const uint8_t* a = path + k + 2;
+            k += 2 + size_t(cnt) * 4;
+            if (prev != bgp::as_sequence) *t++ = seg_end(prev);
+            if (space) *t++ = ' ';
+            if (st != bgp::as_sequence) *t++ = seg_start(st);
+            space = false;
+            char sep = (st == bgp::as_set || st == bgp::as_confed_set) ? ',' : ' ';
+            for (uint32_t x = 0; x < cnt; ++x) {
+                if (space) *t++ = sep;
+                else space = true;
+                t = put_u32(t, be32(a + 4 * x));
+            }
+            prev = last = st;
+            any = true;
+        }
+        if (any && last != bgp::as_sequence) *t++ = seg_end(last);
+    }
+    *t++ = '|';
+    const char* o = origin_text(origin);
+    size_t ol = std::strlen(o);
+    std::memcpy(t, o, ol);
+    t += ol;
+    *t++ = '|';
+    static const uint8_t none[4] = {255, 255, 255, 255};
+    t += format_ipv4(nh ? nh : none, t);
+    *t++ = '|';
+    t = put_u32(t, lp);
+    *t++ = '|';
+    t = put_u32(t, med);
+    *t++ = '|';
+    for (size_t k = 0; k < comms_len; k += 4) {
+        if (k) *t++ = ' ';
+        uint32_t c = be32(comms + k);
+        if (c == 0xFFFFFF01) t = static_cast<char*>(std::memcpy(t, "no-export", 9)) + 9;
+        else if (c == 0xFFFFFF02) t = static_cast<char*>(std::memcpy(t, "no-advertise", 12)) + 12;
+        else if (c == 0xFFFFFF03) t = static_cast<char*>(std::memcpy(t, "local-AS", 8)) + 8;
+        else {
+            t = put_u32(t, c >> 16);
+            *t++ = ':';
+            t = put_u32(t, c & 0xffff);
+        }
+    }
+    *t++ = '|';
+    if (seen >> (bgp::attr::atomic_aggregate - 1) & 1) {
+        std::memcpy(t, "AG|", 3);
+        t += 3;
+    } else {
+        std::memcpy(t, "NAG|", 4);
+        t += 4;
+    }
+    if (agg && !(agg[4] == 255 && agg[5] == 255 && agg[6] == 255 && agg[7] == 255)) {
+        t = put_u32(t, be32(agg));
+        *t++ = ' ';
+        t += format_ipv4(agg + 4, t);
+    }
+    *t++ = '|';
+    *t++ = '\n';
+    std::string_view rest(tail, size_t(t - tail));
+    out.resize(base + size_t(na) * (hd.size() + 19 + rest.size()));
+    char* q = put_v4_lines(out.data() + base, nl, nn, hd, rest);
+    out.resize(size_t(q - out.data()));
+    return true;
+}
+
 void BgpdumpFormatter::bgp4mp(const Header& h, const Bgp4mp& m, std::string& out) {
+    // The common case first: a well-formed UPDATE on a 4-octet session without ADD-PATH.
+    if (!m.state && m.as4 && !m.addpath && m.msg.size() >= 19) {
+        size_t size = size_t(m.msg[16]) << 8 | m.msg[17];
+        if (size >= 19 && size <= m.msg.size() && m.msg[18] == uint8_t(bgp::MsgType::update) &&
+            fast_update(h, m, m.msg.subspan(19, size - 19), out))
+            return;
+    }
     char tbuf[32];
     char* te = put_u32(tbuf, h.timestamp);
     bool et = h.type == type_bgp4mp_et;
@@ -895,6 +1178,14 @@ void BgpdumpFormatter::bgp4mp(const Header& h, const Bgp4mp& m, std::string& out
     if (body.size() < size_t(expected))
         warnings.push_back(fmt::format("BGP message cut short: length {}, {} bytes in the record", size, body.size() + 19));
     if (body[0] != uint8_t(bgp::MsgType::update)) return;
+    // bgpdump 1.6.2 treats only MESSAGE_LOCAL and MESSAGE_AS4_LOCAL as sent; for the
+    // *_LOCAL_ADDPATH subtypes it prints the local address and AS as if received from them.
+    bool bd_local = m.subtype == bgp4mp::message_local || m.subtype == bgp4mp::message_as4_local;
+    bool show_local = m.subtype == bgp4mp::message_local_addpath || m.subtype == bgp4mp::message_as4_local_addpath;
+    const Addr& shown_ip = show_local ? m.local_ip : m.peer_ip;
+    uint32_t shown_as = show_local ? m.local_as : m.peer_as;
+    const char* fmtname = et ? (bd_local ? (m.addpath ? "BGP4MP_ET_LOCAL_AP|" : "BGP4MP_ET_LOCAL|") : (m.addpath ? "BGP4MP_ET_AP|" : "BGP4MP_ET|"))
+                             : (bd_local ? (m.addpath ? "BGP4MP_LOCAL_AP|" : "BGP4MP_LOCAL|") : (m.addpath ? "BGP4MP_AP|" : "BGP4MP|"));
     Cur u(body.subspan(1));
     uint16_t wl = u.u16();
     auto wd = u.take(wl);
@@ -916,14 +1207,6 @@ void BgpdumpFormatter::bgp4mp(const Header& h, const Bgp4mp& m, std::string& out
     for (auto& w : attrs_.warnings) warnings.push_back(w);
     const Attrs& a = attrs_;
 
-    // bgpdump 1.6.2 treats only MESSAGE_LOCAL and MESSAGE_AS4_LOCAL as sent; for the
-    // *_LOCAL_ADDPATH subtypes it prints the local address and AS as if received from them.
-    bool bd_local = m.subtype == bgp4mp::message_local || m.subtype == bgp4mp::message_as4_local;
-    bool show_local = m.subtype == bgp4mp::message_local_addpath || m.subtype == bgp4mp::message_as4_local_addpath;
-    const Addr& shown_ip = show_local ? m.local_ip : m.peer_ip;
-    uint32_t shown_as = show_local ? m.local_as : m.peer_as;
-    const char* fmtname = et ? (bd_local ? (m.addpath ? "BGP4MP_ET_LOCAL_AP|" : "BGP4MP_ET_LOCAL|") : (m.addpath ? "BGP4MP_ET_AP|" : "BGP4MP_ET|"))
-                             : (bd_local ? (m.addpath ? "BGP4MP_LOCAL_AP|" : "BGP4MP_LOCAL|") : (m.addpath ? "BGP4MP_AP|" : "BGP4MP|"));
     // Every line of this message starts with the same "FORMAT|TIME|A|PEER|AS|" and the
     // routes of one family share everything after the prefix: build those once.
     auto head = [&](std::string& hd, const char* kind, bool v6fmt) {

@@ -196,6 +196,23 @@ public:
     std::vector<std::string> warnings;  // cleared by the caller
 
 private:
+    // The common UPDATE (4-octet session, no ADD-PATH, IPv4 NLRI and withdrawals, only
+    // attributes whose -m text needs no merging) in one pass straight into `out`; false,
+    // with nothing written, for anything else (the general path then handles it).
+    bool fast_update(const Header& h, const Bgp4mp& m, std::span<const uint8_t> upd, std::string& out);
+    struct HeadKey {
+        uint32_t ts = 0, us = 0, as = 0;
+        uint16_t type = 0, afi = 0;
+        uint64_t ip0 = 0, ip1 = 0;
+        bool local = false;
+        bool operator==(const HeadKey& o) const {
+            return ts == o.ts && us == o.us && as == o.as && type == o.type && afi == o.afi && ip0 == o.ip0 && ip1 == o.ip1 &&
+                   local == o.local;
+        }
+    };
+    HeadKey head_key_;
+    char head_buf_[160];
+    size_t head_len_ = 0, head_kind_ = 0;
     void aspath_string(const Attrs& a);
     void attr_tail(const Attrs& a, const char* next_hop_text, std::string& out, bool signed_numbers = false);
     Attrs attrs_;

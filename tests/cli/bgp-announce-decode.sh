@@ -139,6 +139,23 @@ expect_rc 0
 [ "$(wc -l <"$OUT")" = 7 ] || fail "stdin pcap"
 
 # ---- bad input ----------------------------------------------------------------------------------
+case_ "pcap: UPDATEs packed across full segments decode as when sent one per segment"
+# The same 3000 UPDATEs: split anywhere (headers included) across 1400-byte segments, and
+# one per segment; the lines must agree but for the packet times.
+python3 "$GEN" bench-pcap "$T/packed.pcap" 3000 packed && python3 "$GEN" bench-pcap "$T/single.pcap" 3000 single ||
+    fail "generator"
+run bgp-announce decode --pcap "$T/packed.pcap" -m
+expect_rc 0
+cut -d'|' -f3- "$OUT" >"$T/packed.routes"
+run bgp-announce decode --pcap "$T/single.pcap" -m
+expect_rc 0
+cut -d'|' -f3- "$OUT" >"$T/single.routes"
+[ "$(wc -l <"$T/single.routes")" = 3000 ] || fail "expected 3000 lines, got $(wc -l <"$T/single.routes")"
+cmp -s "$T/packed.routes" "$T/single.routes" || fail "packed and single differ: $(diff "$T/single.routes" "$T/packed.routes" | head -4)"
+run bgp-announce -j decode --pcap "$T/packed.pcap"
+expect_rc 0
+[ "$(grep -c '"message":"update"' "$OUT")" = 3000 ] || fail "JSON: not 3000 update records"
+
 case_ "truncated MRT: records before it kept, exit 2"
 run bgp-announce decode --mrt "$T/b/truncated.mrt" -m
 expect_rc 2

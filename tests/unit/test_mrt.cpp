@@ -107,6 +107,70 @@ TEST_CASE("bgpdump -m: IPv4 update with communities, AS_SET and aggregator") {
           "BGP4MP|1700000000|A|192.0.2.1|65001|198.51.100.0/24|65001 65002 {65003,65004}|IGP|192.0.2.1|0|10|65001:100 no-export local-AS|AG|65009 192.0.2.9|\n");
 }
 
+TEST_CASE("bgpdump -m fast path: every digit count, a line head reused and renewed, fallbacks") {
+    // Numbers at every decimal boundary, in the AS path, LOCAL_PREF, MED and the peer AS.
+    std::vector<uint32_t> nums{0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000, 999999, 1000000,
+                               9999999, 10000000, 99999999, 100000000, 999999999, 1000000000, 4294967295u};
+    std::string path_text;
+    for (auto n : nums) path_text += (path_text.empty() ? "" : " ") + std::to_string(n);
+    B attrs = attr(0x40, 1, {1});
+    cat(attrs, attr(0x40, 2, aspath({{bgp::as_sequence, nums}}, 4)));
+    cat(attrs, attr(0x40, 3, {10, 0, 0, 255}));
+    B lp, med;
+    u32(lp, 1000000000), u32(med, 4294967295u);
+    cat(attrs, attr(0x40, 5, lp));
+    cat(attrs, attr(0x80, 4, med));
+    cat(attrs, attr(0xc0, 8, {}));         // empty COMMUNITIES
+    cat(attrs, attr(0xc0, 99, {1, 2, 3}));  // unknown: not shown
+    auto msg = update({0}, attrs, {32, 1, 2, 3, 4, 0, 12, 0xab, 0xcd});
+    auto rec = bgp4mp_record(1700000000, bgp4mp::message_as4, msg, true);
+    std::string tail = "|" + path_text + "|EGP|10.0.0.255|1000000000|4294967295||NAG||\n";
+    CHECK(format(rec) == "BGP4MP|1700000000|W|192.0.2.1|65001|0.0.0.0/0\n"
+                         "BGP4MP|1700000000|A|192.0.2.1|65001|1.2.3.4/32" + tail +
+                         "BGP4MP|1700000000|A|192.0.2.1|65001|0.0.0.0/0" + tail +
+                         "BGP4MP|1700000000|A|192.0.2.1|65001|171.205.0.0/12" + tail);
+
+    // One formatter, several messages: the cached line head follows time, peer and AS.
+    Header h;
+    REQUIRE(parse_header(rec, h) == 12);
+    Bgp4mp m;
+    std::string why;
+    REQUIRE(parse_bgp4mp(h, std::span(rec).subspan(12), m, why));
+    B keep = update({}, attr(0x40, 1, {0}), {8, 10});
+    m.msg = keep;
+    BgpdumpFormatter f;
+    std::string out;
+    f.bgp4mp(h, m, out);
+    f.bgp4mp(h, m, out);
+    m.peer_as = 4200000000u;
+    f.bgp4mp(h, m, out);
+    h.timestamp = 1700000001;
+    f.bgp4mp(h, m, out);
+    m.peer_ip.b[3] = 9;
+    f.bgp4mp(h, m, out);
+    h.type = type_bgp4mp_et;
+    h.microseconds = 42;
+    f.bgp4mp(h, m, out);
+    m.subtype = bgp4mp::message_as4_local;
+    f.bgp4mp(h, m, out);
+    const char* rest = "|10.0.0.0/8||IGP|255.255.255.255|0|0||NAG||\n";
+    CHECK(out == std::string("BGP4MP|1700000000|A|192.0.2.1|65001") + rest + "BGP4MP|1700000000|A|192.0.2.1|65001" + rest +
+                     "BGP4MP|1700000000|A|192.0.2.1|4200000000" + rest + "BGP4MP|1700000001|A|192.0.2.1|4200000000" + rest +
+                     "BGP4MP|1700000001|A|192.0.2.9|4200000000" + rest + "BGP4MP_ET|1700000001.000042|A|192.0.2.9|4200000000" + rest +
+                     "BGP4MP_ET_LOCAL|1700000001.000042|A|192.0.2.9|4200000000" + rest);
+    CHECK(f.warnings.empty());
+
+    // What the fast path leaves to the general one still comes out (with its warnings).
+    B dup = attr(0x40, 1, {0});
+    cat(dup, attr(0x40, 1, {2}));
+    auto drec = bgp4mp_record(1, bgp4mp::message_as4, update({}, dup, {24, 198, 51, 100}), true);
+    CHECK(format(drec) == "BGP4MP|1|A|192.0.2.1|65001|198.51.100.0/24||INCOMPLETE|255.255.255.255|0|0||NAG||\n");
+    B longlen = attr(0x40, 1, {0});
+    cat(longlen, attr(0x40, 3, {192, 0, 2, 1}));
+    auto lrec = bgp4mp_record(1, bgp4mp::message_as4, update({}, longlen, {33, 198, 51, 100, 0, 0}), true);
+    CHECK(format(lrec).empty());  // a /33 in IPv4 NLRI: bgpdump prints nothing for it
+}
+
 TEST_CASE("AS4_PATH merge on a 2-octet session: bgpdump text and RFC 6793 path") {
     B attrs = attr(0x40, 1, {2});
     cat(attrs, attr(0x40, 2, aspath({{bgp::as_sequence, {65001, 23456, 23456}}}, 2)));
