@@ -1,6 +1,7 @@
 // quic-probe decode: one "flow" record per QUIC connection in a capture (and, with
 // --packets, one "quic_packet" record per QUIC packet).
 #include <cerrno>
+#include <malloc.h>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -549,6 +550,224 @@ void connection_json(const q::Connection& c, std::string& o) {
     o += "}\n";
 }
 
+// --fields: chosen fields of the flow record, as TSV (text) or a small JSON object.
+// A value is written through one of these, so both renderings come from the same code.
+struct FieldSink {
+    bool json = false;
+    std::string* o = nullptr;
+    void null() {
+        if (json) o->append("null");
+    }
+    void boolean(bool v) { o->append(v ? "true" : "false"); }
+    template <typename T>
+    void number(T v) {
+        char buf[24];
+        o->append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    }
+    void real(double v) { edge::out::append_json_number(*o, v); }
+    // Text: control characters, tab and backslash escaped (\xHH, \\): one line per connection.
+    void string(std::string_view v) {
+        if (json) {
+            JsonOut(*o, true).string(v);
+            return;
+        }
+        for (unsigned char ch : v) {
+            if (ch < 0x20 || ch == 0x7f || ch == '\\') {
+                char b[8];
+                auto r = fmt::format_to_n(b, sizeof b, "\\x{:02x}", unsigned{ch});
+                if (ch == '\\') o->append("\\\\");
+                else o->append(b, r.size);
+            } else {
+                o->push_back(static_cast<char>(ch));
+            }
+        }
+    }
+    void hex_string(q::Bytes b) {
+        if (json) {
+            JsonOut(*o, true).hex_string(b);
+            return;
+        }
+        static const char* digits = "0123456789abcdef";
+        for (auto x : b) {
+            o->push_back(digits[x >> 4]);
+            o->push_back(digits[x & 15]);
+        }
+    }
+    // A list: JSON array, or comma-separated in text (as tshark prints repeated fields).
+    template <typename List, typename F>
+    void list(const List& l, F&& each) {
+        if (json) o->push_back('[');
+        bool first = true;
+        for (const auto& x : l) {
+            if (!first) o->push_back(',');
+            first = false;
+            each(x);
+        }
+        if (json) o->push_back(']');
+    }
+};
+
+struct FieldDef {
+    const char* name;
+    // false: needs Initial packets that --fields leaves encrypted otherwise (server
+    // Initials, client Initials after the ClientHello): asking for it decrypts them all.
+    // (Handshake and 1-RTT packets need --keylog, which always decrypts everything.)
+    bool client_hello_only;
+    void (*write)(const q::Connection&, FieldSink&);
+};
+
+std::int64_t rel_time(const q::Connection& c, std::int64_t t) { return t == q::kNoTime ? t : t - c.first_us; }
+void time_field(const q::Connection& c, std::int64_t t, FieldSink& s) {
+    if (t == q::kNoTime) s.null();
+    else s.number(rel_time(c, t));
+}
+void endpoint_field(const edge::net::Endpoint& e, FieldSink& s) {
+    std::string v;
+    append_endpoint(v, e);
+    s.string(v);
+}
+void addr_field(const edge::net::IpAddr& a, FieldSink& s) {
+    std::string v;
+    append_addr(v, a);
+    s.string(v);
+}
+void versions_field(const std::vector<std::uint32_t>& v, FieldSink& s) {
+    s.list(v, [&](std::uint32_t x) { s.string(q::version_name(x)); });
+}
+void cids_field(const std::vector<q::Cid>& v, FieldSink& s) {
+    s.list(v, [&](const q::Cid& x) { s.hex_string(x); });
+}
+
+// The flow record's top-level fields that are not objects, in its order.
+const FieldDef kFields[] = {
+    {"src", true, [](const q::Connection& c, FieldSink& s) { addr_field(c.client.addr, s); }},
+    {"sport", true, [](const q::Connection& c, FieldSink& s) { s.number(unsigned{c.client.port}); }},
+    {"dst", true, [](const q::Connection& c, FieldSink& s) { addr_field(c.server.addr, s); }},
+    {"dport", true, [](const q::Connection& c, FieldSink& s) { s.number(unsigned{c.server.port}); }},
+    {"proto", true, [](const q::Connection&, FieldSink& s) { s.string("udp"); }},
+    {"flow", true,
+     [](const q::Connection& c, FieldSink& s) {
+         std::string v;
+         append_endpoint(v, c.client);
+         v.push_back('-');
+         append_endpoint(v, c.server);
+         v += "/udp";
+         s.string(v);
+     }},
+    {"conn", true, [](const q::Connection& c, FieldSink& s) { s.number(uint64_t{c.id}); }},
+    {"client", true, [](const q::Connection& c, FieldSink& s) { endpoint_field(c.client, s); }},
+    {"server", true, [](const q::Connection& c, FieldSink& s) { endpoint_field(c.server, s); }},
+    {"roles_known", true, [](const q::Connection& c, FieldSink& s) { s.boolean(c.roles_known); }},
+    {"handshake_seen", true, [](const q::Connection& c, FieldSink& s) { s.boolean(c.handshake_seen); }},
+    {"version", true,
+     [](const q::Connection& c, FieldSink& s) {
+         if (c.versions.empty()) s.null();
+         else s.string(q::version_name(c.versions.back()));
+     }},
+    {"versions", true, [](const q::Connection& c, FieldSink& s) { versions_field(c.versions, s); }},
+    {"version_negotiation", true, [](const q::Connection& c, FieldSink& s) { s.boolean(c.version_negotiation); }},
+    {"vn_versions", true, [](const q::Connection& c, FieldSink& s) { versions_field(c.vn_versions, s); }},
+    {"retry", true, [](const q::Connection& c, FieldSink& s) { s.boolean(c.retry); }},
+    {"retry_token_bytes", true, [](const q::Connection& c, FieldSink& s) { s.number(uint64_t{c.retry_token_bytes}); }},
+    {"retry_tag_ok", true,
+     [](const q::Connection& c, FieldSink& s) {
+         if (c.retry_tag_ok < 0) s.null();
+         else s.boolean(c.retry_tag_ok == 1);
+     }},
+    {"original_dcid", true,
+     [](const q::Connection& c, FieldSink& s) {
+         if (c.handshake_seen) s.hex_string(c.original_dcid);
+         else s.null();
+     }},
+    {"dcids", true, [](const q::Connection& c, FieldSink& s) { cids_field(c.dcids, s); }},
+    {"scids", true, [](const q::Connection& c, FieldSink& s) { cids_field(c.scids, s); }},
+    {"client_cids", true, [](const q::Connection& c, FieldSink& s) { cids_field(c.client_cids, s); }},
+    {"server_cids", true, [](const q::Connection& c, FieldSink& s) { cids_field(c.server_cids, s); }},
+    {"sni", true,
+     [](const q::Connection& c, FieldSink& s) {
+         if (c.has_client_hello) s.string(c.client_hello.sni);
+         else s.null();
+     }},
+    {"alpn", true,
+     [](const q::Connection& c, FieldSink& s) {
+         static const std::vector<std::string> none;
+         s.list(c.has_client_hello ? c.client_hello.alpn : none, [&](const std::string& x) { s.string(x); });
+     }},
+    {"alpn_selected", true,
+     [](const q::Connection& c, FieldSink& s) {
+         if (c.has_encrypted_extensions) s.string(c.alpn_selected);
+         else s.null();
+     }},
+    {"client_datagrams", true, [](const q::Connection& c, FieldSink& s) { s.number(c.from_client.datagrams); }},
+    {"client_packets", true, [](const q::Connection& c, FieldSink& s) { s.number(c.from_client.packets); }},
+    {"client_bytes", true, [](const q::Connection& c, FieldSink& s) { s.number(c.from_client.bytes); }},
+    {"server_datagrams", true, [](const q::Connection& c, FieldSink& s) { s.number(c.from_server.datagrams); }},
+    {"server_packets", true, [](const q::Connection& c, FieldSink& s) { s.number(c.from_server.packets); }},
+    {"server_bytes", true, [](const q::Connection& c, FieldSink& s) { s.number(c.from_server.bytes); }},
+    {"client_bytes_unvalidated", true, [](const q::Connection& c, FieldSink& s) { s.number(c.client_bytes_unvalidated); }},
+    {"server_bytes_unvalidated", true, [](const q::Connection& c, FieldSink& s) { s.number(c.server_bytes_unvalidated); }},
+    {"amplification", true,
+     [](const q::Connection& c, FieldSink& s) {
+         if (!c.client_bytes_unvalidated) return s.null();
+         s.real(static_cast<double>(c.server_bytes_unvalidated) / static_cast<double>(c.client_bytes_unvalidated));
+     }},
+    {"first_ts_us", true, [](const q::Connection& c, FieldSink& s) { s.number(c.first_us); }},
+    {"duration_us", true, [](const q::Connection& c, FieldSink& s) { s.number(c.last_us - c.first_us); }},
+    {"vn_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_vn, s); }},
+    {"retry_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_retry, s); }},
+    {"server_initial_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_server_initial, s); }},
+    {"server_handshake_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_server_handshake, s); }},
+    {"client_handshake_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_client_handshake, s); }},
+    {"client_1rtt_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_client_1rtt, s); }},
+    {"server_1rtt_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_server_1rtt, s); }},
+    {"handshake_done_us", true, [](const q::Connection& c, FieldSink& s) { time_field(c, c.t_handshake_done, s); }},
+    {"keylog_found", true, [](const q::Connection& c, FieldSink& s) { s.boolean(c.keylog_found); }},
+    {"initial_decrypted", false, [](const q::Connection& c, FieldSink& s) { s.number(c.decrypted[0]); }},
+    {"handshake_decrypted", true, [](const q::Connection& c, FieldSink& s) { s.number(c.decrypted[1]); }},
+    {"onertt_decrypted", true, [](const q::Connection& c, FieldSink& s) { s.number(c.decrypted[2]); }},
+    {"zero_rtt_packets", true, [](const q::Connection& c, FieldSink& s) { s.number(c.zero_rtt_packets); }},
+    {"decrypt_failed", false, [](const q::Connection& c, FieldSink& s) { s.number(c.decrypt_failed); }},
+    {"undecryptable", true, [](const q::Connection& c, FieldSink& s) { s.number(c.no_keys); }},
+    {"path_changes", true, [](const q::Connection& c, FieldSink& s) { s.number(c.path_changes); }},
+};
+
+// One connection's chosen fields: TSV, or {"type":"quic_connection", ...}.
+void fields_line(const q::Connection& c, const std::vector<const FieldDef*>& fields, bool json, std::string& o) {
+    FieldSink s{json, &o};
+    if (json) o += "{\"type\":\"quic_connection\"";
+    bool first = true;
+    for (const FieldDef* f : fields) {
+        if (json) {
+            o.push_back(',');
+            o.push_back('"');
+            o += f->name;
+            o += "\":";
+        } else if (!first) {
+            o.push_back('\t');
+        }
+        first = false;
+        f->write(c, s);
+    }
+    o += json ? "}\n" : "\n";
+}
+
+std::vector<const FieldDef*> parse_fields(const std::vector<std::string>& names) {
+    std::vector<const FieldDef*> out;
+    for (const auto& n : names) {
+        const FieldDef* hit = nullptr;
+        for (const auto& f : kFields)
+            if (n == f.name) hit = &f;
+        if (!hit) {
+            std::string known;
+            for (const auto& f : kFields) known += std::string(known.empty() ? "" : ",") + f.name;
+            edge::usage_error("--fields: unknown field '{}': choose from {}", n, known);
+        }
+        out.push_back(hit);
+    }
+    if (out.empty()) edge::usage_error("--fields: name at least one field, e.g. --fields original_dcid,sni");
+    return out;
+}
+
 Record packet_record(const q::PacketRecord& p, const q::Connection& c, std::int64_t ts, std::int64_t t_first) {
     Record r("quic_packet");
     const bool cs = p.dir == q::Dir::to_server;
@@ -738,6 +957,12 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
 }  // namespace
 
 int run_decode(const DecodeOptions& o, edge::out::Output& out) {
+    // Connection state is many small allocations, made by the shard threads. glibc gives
+    // each thread an arena of its own that grows a page at a time with mprotect (a system
+    // call and a mapping change per 4 KiB: ~10% of a run over a big capture). One arena
+    // that grows by brk in large steps does not.
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_TOP_PAD, 64 << 20);
     q::KeyLog keylog;
     if (!o.keylog.empty()) {
         const std::size_t bad = keylog.parse(read_file(o.keylog));
@@ -758,6 +983,14 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
     topts.ports.insert(topts.ports.end(), o.ports.begin(), o.ports.end());
     topts.heuristics = !o.no_heuristics;
     topts.keylog = o.keylog.empty() ? nullptr : &keylog;
+    std::vector<const FieldDef*> fields;
+    if (o.fields_given) {
+        if (o.packets) edge::usage_error("--fields and --packets do not go together: per-packet records have their own fields");
+        fields = parse_fields(o.fields);
+        topts.client_hello_only = o.keylog.empty() && std::all_of(fields.begin(), fields.end(), [](const FieldDef* f) {
+                                      return f->client_hello_only;
+                                  });
+    }
     // Deliberately never destroyed: freeing every connection's state at exit cost ~10%
     // of a run over a big capture, and the process ends right after. The static pointer
     // keeps it reachable, so leak checkers stay quiet.
@@ -833,13 +1066,44 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         ts.trailing_bytes += s.trailing_bytes;
     }
     if (trackers.size() > 1) {
-        std::sort(conns.begin(), conns.end(), [](const q::Connection* a, const q::Connection* b) { return a->first_seq < b->first_seq; });
-        for (std::size_t i = 0; i < conns.size(); ++i) conns[i]->id = i + 1;
+        // Each shard made its connections in capture order: merge the runs (keys copied
+        // out once, instead of a sort reading every Connection log n times).
+        std::vector<std::pair<std::uint64_t, q::Connection*>> keyed;
+        keyed.reserve(conns.size());
+        for (auto* c : conns) keyed.emplace_back(c->first_seq, c);
+        std::size_t done_to = 0;
+        for (const auto& t : trackers) {
+            const std::size_t end = done_to + t->connections().size();
+            std::inplace_merge(keyed.begin(), keyed.begin() + static_cast<std::ptrdiff_t>(done_to),
+                               keyed.begin() + static_cast<std::ptrdiff_t>(end),
+                               [](const auto& a, const auto& b) { return a.first < b.first; });
+            done_to = end;
+        }
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            conns[i] = keyed[i].second;
+            conns[i]->id = i + 1;
+        }
     }
 
     if (o.packets && !out.json() && !conns.empty()) out.line("");
     std::uint64_t with_hello = 0, decrypt_failed = 0, no_keys = 0;
-    if (out.json()) {
+    if (!fields.empty()) {
+        // Just the chosen fields, one line per connection (like tshark -T fields), and no
+        // summary record.
+        std::string buf;
+        buf.reserve(1u << 20);
+        for (const auto* c : conns) {
+            fields_line(*c, fields, out.json(), buf);
+            if (buf.size() >= (1u << 20) - 4096) {
+                std::fwrite(buf.data(), 1, buf.size(), stdout);
+                buf.clear();
+            }
+            with_hello += c->has_client_hello;
+            decrypt_failed += c->decrypt_failed;
+        }
+        std::fwrite(buf.data(), 1, buf.size(), stdout);
+        std::fflush(stdout);
+    } else if (out.json()) {
         // All records are ready at once here: written in large blocks (per-record flushes,
         // what out.emit does for streaming, would only add system calls), built by several
         // threads on big captures, a chunk of connections at a time, in order.
@@ -862,6 +1126,7 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         std::fflush(stdout);
     }
     for (const auto& c : conns) {
+        if (!fields.empty()) break;
         if (!out.json()) {
             out.emit(connection_record(*c));
             out.line("");
@@ -890,7 +1155,7 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         .boolean("file_truncated", st.file_truncated);
     s.text(fmt::format("{} QUIC connections ({} with a ClientHello), {} QUIC packets in {} datagrams of {} frames",
                        conns.size(), with_hello, ts.quic_packets, ts.quic_datagrams, st.frames));
-    out.emit(s);
+    if (fields.empty()) out.emit(s);
 
     // Everything not decoded is said once on stderr.
     std::vector<std::string> skipped;

@@ -90,10 +90,12 @@ int main(int argc, char** argv) {
     pr->add_flag("-6", p.ipv6, "Use IPv6 addresses only");
 
     DecodeOptions d;
+    CLI::Option* fopt = nullptr;
     auto* dec = tool.command(
         "decode", "QUIC connections in a capture: addresses, versions, connection IDs, SNI, ALPN, Retry, timing",
         [&] {
             edge::out::Output output(tool.globals().json);
+            d.fields_given = fopt->count() > 0;
             return run_decode(d, output);
         });
     tool.file(dec->add_option("--pcap", d.pcap, "Capture to read (pcap or pcapng; '-' for stdin)"))->required();
@@ -105,6 +107,10 @@ int main(int argc, char** argv) {
                   "Only the QUIC ports: do not take other UDP starting with a known QUIC long header");
     tool.file(dec->add_option("--keylog", d.keylog,
                               "TLS key log (SSLKEYLOGFILE format) to decrypt Handshake and 1-RTT packets too"));
+    fopt = dec->add_option("--fields", d.fields,
+                                 "Print only these fields of each connection (comma-separated, e.g. original_dcid,sni): "
+                                 "tab-separated, or -j objects of type quic_connection; decrypts only what they need")
+                     ->delimiter(',');
 
     auto args = with_default_command(argc, argv);
     std::vector<char*> av;

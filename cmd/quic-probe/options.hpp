@@ -15,6 +15,8 @@ struct DecodeOptions {
     bool packets = false;
     bool no_heuristics = false;
     std::string keylog;
+    std::vector<std::string> fields;  // --fields: only these fields of each connection
+    bool fields_given = false;
 };
 
 int run_decode(const DecodeOptions& o, edge::out::Output& out);

@@ -104,6 +104,7 @@ struct Connection {
     };
     struct InitialSet {
         std::uint32_t version = 0;
+        bool has_server = true;  // false: only the client's keys were derived
         KeyMaterial client, server;
     };
     bool has_initial_dcid_ = false;
@@ -144,6 +145,13 @@ struct TrackerOptions {
     // Also take as QUIC any datagram starting with a long header of a known version.
     bool heuristics = true;
     const KeyLog* keylog = nullptr;
+    // Decrypt only what the ClientHello needs: a connection's client Initials until its
+    // ClientHello is complete. Server Initials and later client Initials are counted and
+    // their headers read (CIDs, versions, timing) but not decrypted, so server_hello,
+    // close (from Initials), decrypted[0] and decrypt_failed stay incomplete. For callers
+    // that want only header fields, SNI and ALPN (quic-probe decode --fields): of the
+    // ClientHello only sni, alpn and random are kept.
+    bool client_hello_only = false;
 };
 
 struct TrackerStats {
@@ -165,6 +173,8 @@ public:
     ByteKeyIndex();
     const std::uint32_t* find(Bytes key) const noexcept;
     void set(Bytes key, std::uint32_t value);  // keys longer than kMaxKey are ignored
+    // Room for n keys without growing (growing rehashes everything).
+    void reserve(std::size_t n);
     std::size_t size() const noexcept { return used_; }
     static constexpr std::size_t kMaxKey = 40;
 
@@ -230,6 +240,7 @@ public:
     void set_sequence(std::uint64_t seq) noexcept { seq_ = seq; }
 
 private:
+    friend bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards);
     Connection* find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const;
     Connection* find_cid(Bytes cid) const;
     Connection* create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst, const PacketHeader& h0);
@@ -259,6 +270,7 @@ private:
     };
     std::array<CachedKeys, 16> key_cache_;
     std::vector<Frame> frames_;
+    ClientHello ch_scratch_;  // client_hello_only: each ClientHello is parsed here
     // create() decrypts a connection's first client Initial to learn the roles; process()
     // reuses that result (in open_buf_) instead of decrypting the packet again.
     const std::uint8_t* first_open_packet_ = nullptr;

@@ -124,6 +124,8 @@ private:
 // Derives both directions' Initial keys for (version, client_dcid) with no heap
 // allocation (the decoder's per-connection path).
 Error derive_initial_key_material(std::uint32_t version, Bytes client_dcid, KeyMaterial& client, KeyMaterial& server);
+// The same, server keys only if `server` is not null (the client's alone take 5 HMACs of 8).
+Error derive_initial_key_material(std::uint32_t version, Bytes client_dcid, KeyMaterial& client, KeyMaterial* server);
 
 // Convenience: derives Initial keys from client_dcid and opens an Initial packet.
 // For client Initials pass the header's own DCID; for server Initials pass the

@@ -177,6 +177,25 @@ Result<HandshakeMessage> next_handshake_message(Bytes stream) {
 
 Result<ClientHello> parse_client_hello(Bytes msg) {
     ClientHello ch;
+    if (Error e = parse_client_hello(msg, ch); e != Error::ok) return e;
+    return ch;
+}
+
+Error parse_client_hello(Bytes msg, ClientHello& ch) {
+    // Reset every field, keeping the vectors' storage.
+    ch.legacy_version = 0;
+    ch.random = {};
+    ch.session_id = {};
+    ch.cipher_suites.clear();
+    ch.extension_types.clear();
+    ch.sni.clear();
+    ch.alpn.clear();
+    ch.supported_versions.clear();
+    ch.key_share_groups.clear();
+    ch.supported_groups.clear();
+    ch.signature_algorithms.clear();
+    ch.has_transport_params = false;
+    ch.transport_params.clear();
     auto m = next_handshake_message(msg);
     if (!m) return m.error;
     if (m->type != tls::kClientHello) return Error::not_found;
@@ -187,7 +206,7 @@ Result<ClientHello> parse_client_hello(Bytes msg) {
     Bytes suites, compression, exts;
     if (!r.vec16(suites) || !r.vec8(compression)) return Error::truncated;
     if (!read_u16_list(suites, ch.cipher_suites)) return Error::invalid;
-    if (r.empty()) return ch;  // extensions are optional in the grammar
+    if (r.empty()) return Error::ok;  // extensions are optional in the grammar
     if (!r.vec16(exts)) return Error::truncated;
 
     Reader er(exts);
@@ -229,7 +248,7 @@ Result<ClientHello> parse_client_hello(Bytes msg) {
         }
         if (e != Error::ok) return e;
     }
-    return ch;
+    return Error::ok;
 }
 
 Result<ServerHello> parse_server_hello(Bytes msg) {

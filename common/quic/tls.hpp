@@ -84,6 +84,9 @@ struct ServerHello {
 // Both take a whole handshake message including its 4-byte header. The results
 // hold views (session_id, transport parameter values) into `msg`.
 Result<ClientHello> parse_client_hello(Bytes msg);
+// The same into `ch`, reusing its vectors' storage (a decoder parsing many ClientHellos
+// into one scratch object allocates nothing once it has grown). On error `ch` is partial.
+Error parse_client_hello(Bytes msg, ClientHello& ch);
 Result<ServerHello> parse_server_hello(Bytes msg);
 
 }  // namespace edge::quic

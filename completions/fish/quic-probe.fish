@@ -30,3 +30,4 @@ complete -c quic-probe -n '__fish_seen_subcommand_from decode' -l port -x -d 'Mo
 complete -c quic-probe -n '__fish_seen_subcommand_from decode' -l packets -d 'Also print one record per QUIC packet (type quic_packet)'
 complete -c quic-probe -n '__fish_seen_subcommand_from decode' -l no-heuristics -d 'Only the QUIC ports: do not take other UDP starting with a known QUIC long header'
 complete -c quic-probe -n '__fish_seen_subcommand_from decode' -l keylog -r -F -d 'TLS key log (SSLKEYLOGFILE format) to decrypt Handshake and 1-RTT packets too'
+complete -c quic-probe -n '__fish_seen_subcommand_from decode' -l fields -x -d 'Print only these fields of each connection (comma-separated, e.g. original_dcid,sni): tab-separated, or -j objects of type quic_connection; decrypts only what they need'

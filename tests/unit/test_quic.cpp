@@ -283,6 +283,32 @@ TEST_CASE("RFC 9369 A.1: v2 Initial keys") {
     CHECK(k->server.hp == hex("edf6d05c83121201b436e16877593c3a"));
 }
 
+TEST_CASE("the decoder's Initial key derivation equals BoringSSL's HKDF, for every version and DCID length") {
+    // derive_initial_key_material runs HMAC on saved SHA-256 states (no EVP layer):
+    // checked against derive_initial_keys (HKDF_extract/expand) byte for byte, including
+    // DCIDs past one hash block and the client-only variant.
+    std::uint32_t seed = 7;
+    for (std::uint32_t v : {kVersion1, kVersion2, kVersion2Draft, kVersionDraft29}) {
+        for (std::size_t len : {0, 1, 8, 18, 20, 55, 56, 63, 64, 65, 130}) {
+            Buf dcid(len);
+            for (auto& b : dcid) b = static_cast<std::uint8_t>((seed = seed * 1103515245 + 12345) >> 16);
+            auto ref = derive_initial_keys(v, dcid);
+            REQUIRE(ref);
+            KeyMaterial c, s, c_only;
+            REQUIRE(derive_initial_key_material(v, dcid, c, s) == Error::ok);
+            REQUIRE(derive_initial_key_material(v, dcid, c_only, nullptr) == Error::ok);
+            auto rc = KeyMaterial::from(ref->client), rs = KeyMaterial::from(ref->server);
+            REQUIRE(rc);
+            REQUIRE(rs);
+            CHECK(c == rc.value);
+            CHECK(s == rs.value);
+            CHECK(c_only == rc.value);
+        }
+    }
+    KeyMaterial c, s;
+    CHECK(derive_initial_key_material(0x1a2a3a4a, kDcid, c, s) == Error::unsupported_version);
+}
+
 TEST_CASE("draft-ietf-quic-v2-04 A.1: v2 draft (0x709a50c4) Initial keys") {
     auto s = derive_initial_secrets(kVersion2Draft, kDcid);
     REQUIRE(s);
