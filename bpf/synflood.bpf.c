@@ -3,8 +3,11 @@
  * synflood: XDP SYN-flood defence (synflood-guard).
  *
  * For every packet:
+ *   0. the lists' prefilter bits (edge/guard.h): an address whose bit is clear is on
+ *      no entry of that list, and its LPM lookup is skipped
  *   1. source on the deny list (LPM)            -> XDP_DROP
- *   2. destination not protected (LPM, port)    -> XDP_PASS
+ *   2. destination not protected (LPM, port; the answer cached per CPU, see
+ *      sfg_dcache in edge/guard.h) -> XDP_PASS
  *   3. source on the allow list                 -> XDP_PASS
  *   4. uRPF (loose or strict, bpf_fib_lookup towards the source) -> XDP_DROP when no route
  *   5. TCP SYN the destination's SYN bucket cannot take -> XDP_DROP (checked before
@@ -94,6 +97,99 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sfg_reasons SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SFG_PF_ENTRIES + 1); /* + the generation of sfg_protect */
+	__type(key, __u32);
+	__type(value, struct sfg_pf);
+} sfg_prefilter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SFG_DC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sfg_dcache);
+} sfg_dcache SEC(".maps");
+
+_Static_assert(sizeof(struct sfg_dest) == sizeof(((struct sfg_dcache *)0)->d), "sfg_dcache.d mirrors sfg_dest");
+
+/* The prefilter bits of addr, one per list (1 << SFG_PF_*): a clear bit means no
+ * entry of that list covers addr and its LPM lookup can be skipped. An array lookup
+ * is inlined by the verifier (a few loads). */
+static __always_inline __u32 pf_bits(__u8 family, const __u8 *addr, const __u32 lists)
+{
+	__u32 hi = (__u32)addr[0] << 8 | addr[1];
+	__u32 idx = (family == EDGE_FAMILY_V6 ? SFG_PF_WORDS : 0) + (hi >> 6);
+	struct sfg_pf *e = bpf_map_lookup_elem(&sfg_prefilter, &idx);
+	__u32 b = hi & 63, r = 0;
+
+	if (!e)
+		return 0;
+	if (lists & (1 << SFG_PF_ALLOW))
+		r |= ((e->w[SFG_PF_ALLOW] >> b) & 1) << SFG_PF_ALLOW;
+	if (lists & (1 << SFG_PF_DENY))
+		r |= ((e->w[SFG_PF_DENY] >> b) & 1) << SFG_PF_DENY;
+	if (lists & (1 << SFG_PF_PROTECT))
+		r |= ((e->w[SFG_PF_PROTECT] >> b) & 1) << SFG_PF_PROTECT;
+	return r;
+}
+
+/* The cache slot holding the protected entry for the packet's (destination, port):
+ * exact port first, then port 0 (any), through the per-CPU cache and the prefilter
+ * (edge/guard.h). NULL when the destination is not protected. */
+static __always_inline struct sfg_dcache *protected_slot(const struct edge_flow_key *fk)
+{
+	__u32 gkey = SFG_PF_GEN, slot, a[4], x[4];
+	struct sfg_dcache *c;
+	struct sfg_dst_key dk;
+	struct sfg_dest *d;
+	struct sfg_pf *gp;
+	__u64 gen;
+
+	gp = bpf_map_lookup_elem(&sfg_prefilter, &gkey);
+	if (!gp)
+		return 0;
+	gen = *(volatile __u64 *)&gp->w[0]; /* before the trie: see sfg_dcache */
+	/* 4-byte loads: the parser stored the address in 4-byte words (an 8-byte load
+	 * across two stores would stall store forwarding). */
+	__builtin_memcpy(a, fk->dst, 16);
+	slot = a[0] ^ a[1] ^ a[2] ^ a[3] ^ fk->dport;
+	slot = (slot ^ (slot >> 16) ^ (slot >> 8)) & (SFG_DC_SLOTS - 1);
+	c = bpf_map_lookup_elem(&sfg_dcache, &slot);
+	if (!c)
+		return 0;
+	__builtin_memcpy(x, c->addr, 16);
+	if (c->gen == gen && c->family == fk->family && c->port == fk->dport &&
+	    ((x[0] ^ a[0]) | (x[1] ^ a[1]) | (x[2] ^ a[2]) | (x[3] ^ a[3])) == 0)
+		return c->found ? c : 0;
+	/* A destination outside every protected prefix is not cached (it would only
+	 * evict the victims of a flood). */
+	if (!(pf_bits(fk->family, fk->dst, 1 << SFG_PF_PROTECT) & (1 << SFG_PF_PROTECT)))
+		return 0;
+
+	__builtin_memset(&dk, 0, sizeof(dk));
+	dk.prefixlen = 32 + (fk->family == EDGE_FAMILY_V4 ? 32 : 128);
+	dk.family = fk->family;
+	dk.port = fk->dport;
+	__builtin_memcpy(dk.addr, fk->dst, 16);
+	d = bpf_map_lookup_elem(&sfg_protect, &dk);
+	if (!d) {
+		dk.port = 0;
+		d = bpf_map_lookup_elem(&sfg_protect, &dk);
+	}
+	c->gen = gen;
+	__builtin_memcpy(c->addr, fk->dst, 16);
+	c->port = fk->dport;
+	c->family = fk->family;
+	c->found = d != 0;
+	c->short_now = ~0ULL;
+	c->short_len = ~0U;
+	if (!d)
+		return 0;
+	__builtin_memcpy(c->d, d, sizeof(c->d));
+	return c;
+}
 
 /* The clock of the token buckets. bpf_ktime_get_ns costs ~40 ns per call on the
  * benchmark VM (more than the rest of the drop path); jiffies are a plain load, at
@@ -624,7 +720,7 @@ int synflood(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct edge_parsed p;
 	struct sfg_src_key sk;
-	struct sfg_dst_key dk;
+	struct sfg_dcache *slot;
 	struct sfg_dest *d;
 	struct sfg_dst_stats *st;
 	struct sfg_config *cfg;
@@ -633,6 +729,7 @@ int synflood(struct xdp_md *ctx)
 	__u32 zero = 0, len = (__u32)(data_end - data);
 	struct sfg_bucket *db = 0;
 	__u8 flags = 0, syn = 0;
+	__u32 src_pf;
 	__u64 now;
 	int rc;
 
@@ -643,22 +740,17 @@ int synflood(struct xdp_md *ctx)
 	if (!p.key.family)
 		return count(SFG_R_PASS_NOT_IP, XDP_PASS);
 
-	fill_src_key(&sk, &p.key);
-	if (bpf_map_lookup_elem(&sfg_deny, &sk))
-		return count(SFG_R_DROP_DENY, XDP_DROP);
-
-	__builtin_memset(&dk, 0, sizeof(dk));
-	dk.prefixlen = 32 + (p.key.family == EDGE_FAMILY_V4 ? 32 : 128);
-	dk.family = p.key.family;
-	dk.port = p.key.dport;
-	__builtin_memcpy(dk.addr, p.key.dst, 16);
-	d = bpf_map_lookup_elem(&sfg_protect, &dk);
-	if (!d) {
-		dk.port = 0;
-		d = bpf_map_lookup_elem(&sfg_protect, &dk);
+	src_pf = pf_bits(p.key.family, p.key.src, 1 << SFG_PF_ALLOW | 1 << SFG_PF_DENY);
+	if (src_pf & (1 << SFG_PF_DENY)) {
+		fill_src_key(&sk, &p.key);
+		if (bpf_map_lookup_elem(&sfg_deny, &sk))
+			return count(SFG_R_DROP_DENY, XDP_DROP);
 	}
-	if (!d)
+
+	slot = protected_slot(&p.key);
+	if (!slot)
 		return count(SFG_R_PASS_UNPROTECTED, XDP_PASS);
+	d = (struct sfg_dest *)slot->d;
 	__u32 id = d->id;
 	st = bpf_map_lookup_elem(&sfg_dst_stats, &id);
 	if (st) {
@@ -667,8 +759,11 @@ int synflood(struct xdp_md *ctx)
 	}
 	if (rc != EDGE_PARSE_OK)
 		return drop(st, SFG_R_DROP_MALFORMED);
-	if (bpf_map_lookup_elem(&sfg_allow, &sk))
-		return count(SFG_R_PASS_ALLOWED, XDP_PASS);
+	if (src_pf & (1 << SFG_PF_ALLOW)) {
+		fill_src_key(&sk, &p.key);
+		if (bpf_map_lookup_elem(&sfg_allow, &sk))
+			return count(SFG_R_PASS_ALLOWED, XDP_PASS);
+	}
 
 	cfg = bpf_map_lookup_elem(&sfg_config, &zero);
 	if (!cfg)
@@ -696,8 +791,19 @@ int synflood(struct xdp_md *ctx)
 	 * budget says: drop it before the per-source lookup (the cheap drop path under
 	 * a flood; the source is not charged for it). */
 	if (syn && (d->syn_pps || d->syn_Bps)) {
+		/* still short since the last SYN found it so (sfg_dcache in edge/guard.h) */
+		if (slot->short_now == now && len >= slot->short_len) {
+			if (st) {
+				st->syn++;
+				st->syn_bytes += len;
+			}
+			return drop(st, SFG_R_DROP_DST_RATE);
+		}
 		db = bpf_map_lookup_elem(&sfg_dst_bkt, &id);
 		if (db && bucket_short(db, now, d->syn_pps, d->syn_Bps, len)) {
+			if (slot->short_now != now || len < slot->short_len)
+				slot->short_len = len;
+			slot->short_now = now;
 			if (st) {
 				st->syn++;
 				st->syn_bytes += len;

@@ -143,15 +143,18 @@ inline GuardConfig parse_config(const edge::config::Document& doc) {
     return c;
 }
 
-inline const char* kMapNames[] = {"sfg_protect", "sfg_allow",   "sfg_deny",      "sfg_config",
-                                  "sfg_src_bkt", "sfg_dst_bkt", "sfg_dst_stats", "sfg_reasons"};
-constexpr int kMapCount = 8;
+inline const char* kMapNames[] = {"sfg_protect", "sfg_allow",   "sfg_deny",      "sfg_config",   "sfg_src_bkt",
+                                  "sfg_dst_bkt", "sfg_dst_stats", "sfg_reasons", "sfg_prefilter"};
+constexpr int kMapCount = 9;
+constexpr int kPrefilterSlot = 8;  // optional when opening pins (a guard started by an older build has none)
 
 struct Maps {
     int protect = -1, allow = -1, deny = -1, config = -1, src_bkt = -1, dst_bkt = -1, dst_stats = -1, reasons = -1;
+    int prefilter = -1;
 };
 inline int* map_slot(Maps& m, int i) {
-    int* s[] = {&m.protect, &m.allow, &m.deny, &m.config, &m.src_bkt, &m.dst_bkt, &m.dst_stats, &m.reasons};
+    int* s[] = {&m.protect, &m.allow, &m.deny, &m.config, &m.src_bkt, &m.dst_bkt, &m.dst_stats, &m.reasons,
+                &m.prefilter};
     return s[i];
 }
 template <typename Skel>
@@ -165,6 +168,7 @@ Maps skel_maps(Skel* s) {
     m.dst_bkt = bpf_map__fd(s->maps.sfg_dst_bkt);
     m.dst_stats = bpf_map__fd(s->maps.sfg_dst_stats);
     m.reasons = bpf_map__fd(s->maps.sfg_reasons);
+    m.prefilter = bpf_map__fd(s->maps.sfg_prefilter);
     return m;
 }
 
@@ -276,6 +280,75 @@ inline sfg_config config_value(const GuardConfig& c) {
     return cfg;
 }
 
+// The prefilter bits (edge/guard.h, sfg_prefilter) of one entry: every value of the
+// first 16 address bits the prefix covers. w holds SFG_PF_ENTRIES elements.
+inline void prefilter_mark(std::vector<sfg_pf>& w, uint32_t list, uint8_t family, const uint8_t* addr,
+                           uint32_t len) {
+    uint32_t base = family == EDGE_FAMILY_V6 ? SFG_PF_WORDS : 0;
+    uint32_t span = len >= 16 ? 1 : 1u << (16 - len);
+    uint32_t hi = (uint32_t(addr[0]) << 8 | addr[1]) & ~(span - 1);
+    for (uint32_t i = hi; i < hi + span; i++) w[base + (i >> 6)].w[list] |= uint64_t{1} << (i & 63);
+}
+
+// The bits of the allow, deny and protect tries as they are now.
+inline void prefilter_bits(const Maps& m, std::vector<sfg_pf>& w) {
+    w.assign(SFG_PF_ENTRIES, sfg_pf{});
+    auto src_list = [&](int fd, uint32_t list) {
+        sfg_src_key k{}, next{};
+        void* prev = nullptr;
+        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+            k = next;
+            prev = &k;
+            prefilter_mark(w, list, k.family, k.addr, k.prefixlen - 32);
+        }
+    };
+    src_list(m.allow, SFG_PF_ALLOW);
+    src_list(m.deny, SFG_PF_DENY);
+    sfg_dst_key k{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(m.protect, prev, &next) == 0) {
+        k = next;
+        prev = &k;
+        prefilter_mark(w, SFG_PF_PROTECT, k.family, k.addr, k.prefixlen - 32);
+    }
+}
+
+inline bool same_pf(const sfg_pf& a, const sfg_pf& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// Invalidates every CPU's cache of sfg_protect lookups (sfg_dcache in edge/guard.h):
+// called after every write to sfg_protect, keys or values. Only the process that owns
+// the protected entries (run, or a test) writes them and the generation: `block` and
+// `unblock` change the deny list only and leave it alone.
+inline void bump_protect_gen(const Maps& m) {
+    if (m.prefilter < 0) return;
+    uint32_t k = SFG_PF_GEN;
+    sfg_pf g{};
+    bpf_map_lookup_elem(m.prefilter, &k, &g);
+    g.w[0]++;
+    check(bpf_map_update_elem(m.prefilter, &k, &g, BPF_ANY), "writing sfg_prefilter");
+}
+
+// Recomputes the prefilter from the tries, writing only the elements that change;
+// called after every change to the keys of a list (apply, block/unblock, reload).
+// Another process may change a list meanwhile (`block` beside a reload): the bits are
+// recomputed after writing until they match the tries. No-op without the map (the
+// pins of a guard started by an older build).
+inline void sync_prefilter(const Maps& m) {
+    if (m.prefilter < 0) return;
+    std::vector<sfg_pf> w, again;
+    prefilter_bits(m, w);
+    for (int round = 0; round < 8; round++) {
+        for (uint32_t i = 0; i < SFG_PF_ENTRIES; i++) {
+            sfg_pf cur{};
+            if (bpf_map_lookup_elem(m.prefilter, &i, &cur) == 0 && same_pf(cur, w[i])) continue;
+            check(bpf_map_update_elem(m.prefilter, &i, &w[i], BPF_ANY), "writing sfg_prefilter");
+        }
+        prefilter_bits(m, again);
+        if (std::equal(w.begin(), w.end(), again.begin(), same_pf)) return;
+        w.swap(again);
+    }
+}
+
 // Writes a whole configuration: global settings, lists, protected destinations
 // (ids in config order). Entries are written with their initial mode.
 inline void apply(const Maps& m, const GuardConfig& c) {
@@ -308,11 +381,14 @@ inline void apply(const Maps& m, const GuardConfig& c) {
             check(bpf_map_update_elem(m.dst_bkt, &i, &b, BPF_ANY), "writing sfg_dst_bkt");
         }
     }
+    sync_prefilter(m);
+    bump_protect_gen(m);
 }
 
 inline void set_dest(const Maps& m, const ProtectCfg& p, const sfg_dest& d) {
     auto k = dst_key(p);
     check(bpf_map_update_elem(m.protect, &k, &d, BPF_EXIST), "updating sfg_protect");
+    bump_protect_gen(m);
 }
 inline std::optional<sfg_dest> get_dest(const Maps& m, const ProtectCfg& p) {
     auto k = dst_key(p);

@@ -66,6 +66,16 @@ Maps pinned_maps(const std::string& ifname) {
     }
     for (int i = 0; i < kMapCount; i++) {
         int fd = bpf_obj_get((dir + "/" + kMapNames[i]).c_str());
+        if (fd < 0 && i == kPrefilterSlot && errno == ENOENT) continue;
+        if (fd >= 0 && i == kPrefilterSlot) {  // a layout this build does not know: leave it alone
+            bpf_map_info info{};
+            uint32_t len = sizeof info;
+            if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.value_size != sizeof(sfg_pf) ||
+                info.max_entries != SFG_PF_ENTRIES + 1) {
+                close(fd);
+                continue;
+            }
+        }
         if (fd < 0) edge::failure("cannot open {}/{}: {}", dir, kMapNames[i], std::strerror(errno));
         *map_slot(m, i) = fd;
     }
@@ -226,6 +236,7 @@ Record block_record(const Maps& m, const std::string& prefix, const std::string&
     } else if (bpf_map_delete_elem(m.deny, &k) != 0) {
         edge::usage_error("{} is not on the deny list of {} (see synflood-guard status -i {})", p->to_string(), ifname, ifname);
     }
+    sync_prefilter(m);
     return Record("guard_event")
         .str("event", add ? "blocked" : "unblocked")
         .str("prefix", p->to_string())
@@ -383,6 +394,7 @@ void write_dest(const Maps& m, const LiveDest& d, bool fresh) {
         check(bpf_map_update_elem(m.dst_bkt, &d.id, &b, BPF_ANY), "writing sfg_dst_bkt");
         edge::bpf::percpu_zero(m.dst_stats, d.id, sizeof(sfg_dst_stats) / 8);
     }
+    bump_protect_gen(m);  // after the bucket: a cached "bucket short" goes with it
 }
 
 // Applies a new configuration to a running guard: global limits, the configured
@@ -431,6 +443,8 @@ void reload_config(const Maps& m, const GuardConfig& old, const GuardConfig& c, 
         }
         n.a.last_syn = dst_stats(m, n.id).syn;
     }
+    sync_prefilter(m);
+    bump_protect_gen(m);
     dests = std::move(next);
 }
 }  // namespace

@@ -276,9 +276,11 @@ TEST_CASE("deny and allow lists (LPM): deny drops anywhere, allow skips the limi
     auto k = sfg::src_key(Prefix::parse("10.1.0.0/28").value());
     uint32_t one = 1;
     REQUIRE(bpf_map_update_elem(g.maps.deny, &k, &one, BPF_ANY) == 0);
+    sfg::sync_prefilter(g.maps);  // as block/unblock do after writing the trie
     CHECK(g.run(syn4("10.1.0.9", 1, "10.1.0.1", 9090)).retval == XDP_DROP);
     CHECK(g.run(syn4("10.1.0.19", 1, "10.1.0.1", 9090)).retval == XDP_PASS);
     REQUIRE(bpf_map_delete_elem(g.maps.deny, &k) == 0);
+    sfg::sync_prefilter(g.maps);
     CHECK(g.run(syn4("10.1.0.9", 1, "10.1.0.1", 9090)).retval == XDP_PASS);
 }
 
@@ -465,4 +467,182 @@ TEST_CASE("the window scale the kernel picks for a cookie connection") {
     CHECK(sfg::kernel_wscale(33554432, 4194304) == 10);
     CHECK(sfg::kernel_wscale(4096, 4096) == 0);
     CHECK(sfg::kernel_wscale(uint64_t{1} << 40, 0) == 14);
+}
+
+// ---- the prefilter in front of the LPM tries and the per-CPU cache of sfg_protect ----
+
+TEST_CASE("prefilter bits: every first-16-bit value a prefix covers, per list and family") {
+    auto bits = [&](const char* deny) {
+        Guard h(std::string("[guard]\ndeny = [\"") + deny + "\"]\n[[protect]]\nprefix = \"10.1.0.0/24\"\n");
+        std::vector<sfg_pf> w;
+        sfg::prefilter_bits(h.maps, w);
+        std::vector<uint32_t> on;  // (v6 << 16 | hi16) with the deny bit set
+        for (uint32_t e = 0; e < SFG_PF_ENTRIES; e++)
+            for (uint32_t b = 0; b < 64; b++)
+                if (w[e].w[SFG_PF_DENY] >> b & 1) on.push_back((e / SFG_PF_WORDS) << 16 | (e % SFG_PF_WORDS) * 64 + b);
+        // what the map holds is what was computed
+        for (uint32_t e = 0; e < SFG_PF_ENTRIES; e++) {
+            sfg_pf cur{};
+            REQUIRE(bpf_map_lookup_elem(h.maps.prefilter, &e, &cur) == 0);
+            CHECK(sfg::same_pf(cur, w[e]));
+        }
+        return on;
+    };
+    CHECK(bits("198.51.100.0/24") == std::vector<uint32_t>{0xc633});
+    CHECK(bits("198.51.128.0/17") == std::vector<uint32_t>{0xc633});
+    auto s8 = bits("10.0.0.0/8");
+    REQUIRE(s8.size() == 256);
+    CHECK(s8.front() == 0x0a00);
+    CHECK(s8.back() == 0x0aff);
+    CHECK(bits("0.0.0.0/0").size() == 65536);
+    CHECK(bits("2001:db8::/32") == std::vector<uint32_t>{1u << 16 | 0x2001});
+    CHECK(bits("fe80::/10").size() == 64);
+}
+
+TEST_CASE("allow list empty vs non-empty; deny and allow with prefixes shorter and longer than /16, IPv6") {
+    const char* cfg = R"(
+[guard]
+src_pps = 2
+[[protect]]
+prefix = "10.1.0.0/24"
+port = 9090
+[[protect]]
+prefix = "2001:db8:1::/64"
+port = 9090
+)";
+    Guard g(cfg);
+    auto burst = [&](const char* src, int n) {  // verdicts of n ACKs from src
+        int pass = 0;
+        for (int i = 0; i < n; i++) pass += g.run(ack4(src, 1, "10.1.0.1", 9090, 1, 1)).retval == XDP_PASS;
+        return pass;
+    };
+    // empty lists: the limits apply to everyone, nothing is denied
+    CHECK(burst("192.0.2.9", 5) == 2);
+    CHECK(burst("198.51.100.7", 5) == 2);
+    CHECK(g.reason(SFG_R_PASS_ALLOWED) == 0);
+    CHECK(g.reason(SFG_R_DROP_DENY) == 0);
+    // non-empty: an allow /8 (bits for 256 first-16-bit values) and a deny /28 inside one /16
+    g.cfg.allow = {Prefix::parse("192.0.0.0/8").value()};
+    g.cfg.deny = {Prefix::parse("198.51.100.0/28").value(), Prefix::parse("2001:db8:9::/48").value()};
+    sfg::apply(g.maps, g.cfg);
+    CHECK(burst("192.0.2.9", 5) == 5);      // allowed: no limit
+    CHECK(burst("192.255.0.1", 5) == 5);    // the other end of the /8
+    CHECK(burst("193.0.0.1", 5) == 2);      // next /8: limited
+    CHECK(g.reason(SFG_R_PASS_ALLOWED) == 10);
+    CHECK(burst("198.51.100.7", 3) == 0);   // denied
+    CHECK(g.reason(SFG_R_DROP_DENY) == 3);
+    CHECK(burst("198.51.100.17", 5) == 2);  // same /16, outside the /28: the trie decides
+    CHECK(g.reason(SFG_R_DROP_DENY) == 3);
+    auto ack6 = [&](const char* src) {
+        return g.run(PacketBuilder().eth(kClientMac, kServerMac).ipv6(ip(src), ip("2001:db8:1::1")).tcp(1, 9090)
+                         .flags(TcpFlags::ack).seq(1).ack(1).build()).retval;
+    };
+    CHECK(ack6("2001:db8:9::5") == XDP_DROP);
+    CHECK(ack6("2001:db8:8::5") == XDP_PASS);  // same first 16 bits, not on the list
+    CHECK(g.reason(SFG_R_DROP_DENY) == 4);
+    // the IPv4 deny bits do not leak into IPv6 (and back): 0xc633 as an IPv6 prefix
+    CHECK(ack6("c633::1") == XDP_PASS);
+    // emptied again: back to the limits
+    g.cfg.allow.clear();
+    g.cfg.deny.clear();
+    for (auto* fd : {&g.maps.allow, &g.maps.deny}) {  // what reload does for removed entries
+        sfg_src_key k{}, next{};
+        while (bpf_map_get_next_key(*fd, nullptr, &next) == 0) {
+            k = next;
+            REQUIRE(bpf_map_delete_elem(*fd, &k) == 0);
+        }
+    }
+    sfg::sync_prefilter(g.maps);
+    CHECK(burst("192.0.2.77", 5) == 2);
+    CHECK(burst("198.51.100.8", 5) == 2);
+    CHECK(g.reason(SFG_R_PASS_ALLOWED) == 10);
+    CHECK(g.reason(SFG_R_DROP_DENY) == 4);
+}
+
+TEST_CASE("the per-CPU cache of protected destinations: many destinations, exact port before any port, changes seen at once") {
+    const char* cfg = R"(
+[[protect]]
+prefix = "10.1.0.0/24"
+port = 9090
+syn_pps = 1
+[[protect]]
+prefix = "10.1.0.0/16"
+[[protect]]
+prefix = "10.1.0.128/25"
+port = 9090
+)";
+    Guard g(cfg);
+    // 600 packets to 300 destinations x 2 ports through a 64-slot cache: each goes to
+    // the entry the tries give (exact port and longest prefix first, then port 0).
+    uint64_t want[3] = {0, 0, 0}, unprotected = 0;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 300; i++) {
+            std::string dst = fmt::format("10.1.{}.{}", i / 250, i % 250);
+            for (uint16_t port : {uint16_t(9090), uint16_t(7000)}) {
+                g.run(ack4("10.9.0.1", 1, dst.c_str(), port, 1, 1));
+                if (port == 7000) want[1]++;
+                else if (i / 250 == 0 && i % 250 >= 128) want[2]++;
+                else if (i / 250 == 0) want[0]++;
+                else want[1]++;
+            }
+            g.run(ack4("10.9.0.1", 1, fmt::format("10.2.0.{}", i % 250).c_str(), 9090, 1, 1));
+            unprotected++;
+        }
+    for (uint32_t id = 0; id < 3; id++) CHECK(g.stats(id).packets == want[id]);
+    CHECK(g.reason(SFG_R_PASS_UNPROTECTED) == unprotected);
+    // A flood on one victim: after the first SYN, the budget of 1 drops the rest.
+    Bytes syn = syn4("10.9.0.2", 1, "10.1.0.7", 9090);
+    g.run(syn);
+    for (int i = 0; i < 5; i++) CHECK(g.run(syn).retval == XDP_DROP);
+    uint64_t drops = g.reason(SFG_R_DROP_DST_RATE);
+    CHECK(drops >= 5);
+    // A new budget written by the control plane is seen by the next packet.
+    auto d = sfg::get_dest(g.maps, g.cfg.protect[0]).value();
+    d.syn_pps = 0;
+    sfg::set_dest(g.maps, g.cfg.protect[0], d);
+    CHECK(g.run(syn).retval == XDP_PASS);
+    // A removed entry (reload) stops matching at once: 10.1.0.7 falls to the /16 entry.
+    auto k = sfg::dst_key(g.cfg.protect[0]);
+    REQUIRE(bpf_map_delete_elem(g.maps.protect, &k) == 0);
+    sfg::sync_prefilter(g.maps);
+    sfg::bump_protect_gen(g.maps);
+    uint64_t before = g.stats(1).packets;
+    CHECK(g.run(syn).retval == XDP_PASS);
+    CHECK(g.stats(1).packets == before + 1);
+    // ... and with every entry gone, the destination is unprotected.
+    for (auto& p : g.cfg.protect) {
+        auto kk = sfg::dst_key(p);
+        bpf_map_delete_elem(g.maps.protect, &kk);
+    }
+    sfg::sync_prefilter(g.maps);
+    sfg::bump_protect_gen(g.maps);
+    uint64_t un = g.reason(SFG_R_PASS_UNPROTECTED);
+    CHECK(g.run(syn).retval == XDP_PASS);
+    CHECK(g.reason(SFG_R_PASS_UNPROTECTED) == un + 1);
+}
+
+TEST_CASE("a SYN bucket found short stays short for bigger SYNs only: a smaller SYN that fits still passes") {
+    const char* cfg = R"(
+[[protect]]
+prefix = "10.1.0.0/24"
+port = 9090
+syn_bps = 1040
+)";
+    Guard g(cfg);  // 130 bytes/s of SYNs
+    Bytes big = syn4("10.9.0.3", 1, "10.1.0.1", 9090);                                    // 74 bytes
+    Bytes small = syn4("10.9.0.3", 2, "10.1.0.1", 9090, 1000, std::vector<uint8_t>{});  // 54 bytes
+    REQUIRE(big.size() == 74);
+    REQUIRE(small.size() == 54);
+    CHECK(g.run(big).retval == XDP_PASS);    // 56 bytes left
+    CHECK(g.run(big).retval == XDP_DROP);    // short for 74
+    CHECK(g.run(big).retval == XDP_DROP);
+    CHECK(g.run(small).retval == XDP_PASS);  // 54 fit: 2 left
+    CHECK(g.run(small).retval == XDP_DROP);
+    CHECK(g.reason(SFG_R_DROP_DST_RATE) == 3);
+    CHECK(g.stats(0).syn == 5);
+    CHECK(g.stats(0).drops == 3);
+    // a refill written by the control plane (reload with new limits) is seen at once
+    g.cfg.protect[0].syn_bps = 8000;
+    sfg::apply(g.maps, g.cfg);
+    CHECK(g.run(big).retval == XDP_PASS);
 }

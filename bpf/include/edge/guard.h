@@ -13,6 +13,9 @@
  *   sfg_dst_bkt   ARRAY     protected entry id -> struct sfg_bucket (its SYNs)
  *   sfg_dst_stats PERCPU_ARRAY protected entry id -> struct sfg_dst_stats
  *   sfg_reasons   PERCPU_ARRAY enum sfg_reason -> __u64 packets
+ *   sfg_prefilter ARRAY     bitmaps in front of the three LPM tries (below), and
+ *                           the generation of sfg_protect
+ *   sfg_dcache    PERCPU_ARRAY cache of sfg_protect lookups (below)
  */
 #ifndef EDGE_GUARD_H
 #define EDGE_GUARD_H
@@ -23,6 +26,54 @@
 #define SFG_MAX_LIST 65536
 #define SFG_MAX_SOURCES 262144
 #define SFG_NSEC 1000000000ULL
+
+/* The prefilter: for each LPM list (allow, deny, protect) and family, one bit per
+ * value of the first 16 bits of an address, set when an entry of the list covers at
+ * least one address starting with those bits. A clear bit means the address is not
+ * on the list, and the LPM lookup is skipped (an empty list costs nothing more than
+ * the one array load every packet makes for its source); a set bit only sends the
+ * packet to the LPM trie, so verdicts are those of the tries.
+ * Element: (family == v6) * SFG_PF_WORDS + (hi16 >> 6), holding the three lists' words
+ * side by side (one load serves the source's allow and deny bits); bit hi16 & 63.
+ * Element SFG_PF_GEN holds the generation of sfg_protect in w[0] (see sfg_dcache).
+ * The control plane recomputes the bits after every change to a list
+ * (sfg::sync_prefilter): an LPM entry written without it is not seen. */
+#define SFG_PF_ALLOW 0
+#define SFG_PF_DENY 1
+#define SFG_PF_PROTECT 2
+#define SFG_PF_WORDS 1024 /* 65536 bits per list and family */
+#define SFG_PF_ENTRIES (2 * SFG_PF_WORDS)
+#define SFG_PF_GEN SFG_PF_ENTRIES
+
+struct sfg_pf {
+	edge_u64 w[4]; /* [SFG_PF_ALLOW], [SFG_PF_DENY], [SFG_PF_PROTECT], unused */
+};
+
+/* sfg_dcache: a per-CPU direct-mapped cache of sfg_protect lookups (both hits and
+ * misses), SFG_DC_SLOTS per CPU, slot by a hash of (destination, port). A flood on
+ * one victim then costs no LPM lookup per packet. An entry is valid while its gen
+ * equals sfg_prefilter[SFG_PF_GEN].w[0], which the control plane increments after
+ * every write to sfg_protect (keys or values: sfg::bump_protect_gen); the program
+ * reads the generation before the trie, so an entry never outlives a change. The
+ * program uses the slot's copy of the entry for the rest of the packet (XDP runs do
+ * not nest on a CPU).
+ * short_now/short_len: a bucket found short at clock value T for a SYN of L bytes
+ * stays short for SYNs of >= L bytes while the clock reads T (tokens only come back
+ * as the clock advances; other CPUs can only spend them), so until the clock ticks
+ * the next such SYN is dropped without reading the bucket. The control plane bumps
+ * the generation after writing a bucket (a refill), which forgets this too. */
+#define SFG_DC_SLOTS 64
+
+struct sfg_dcache {
+	edge_u64 gen;
+	edge_u8 addr[16];
+	edge_u16 port;   /* big-endian, the packet's destination port */
+	edge_u8 family;  /* 0: empty slot */
+	edge_u8 found;   /* 1: d is the entry; 0: the destination is not protected */
+	edge_u32 short_len; /* the entry's SYN bucket could not take a SYN of this many */
+	edge_u64 short_now; /* bytes at this bucket clock value (see below); ~0: unknown */
+	edge_u64 d[4];      /* struct sfg_dest (defined below) */
+};
 
 /* LPM keys: prefixlen counts from `family`, so it is 32 + the address prefix length. */
 struct sfg_dst_key {
@@ -49,7 +100,7 @@ struct sfg_addr_key {
 /* struct sfg_dest.flags */
 #define SFG_D_COOKIE 0x1 /* answer SYNs with SYN cookies in XDP */
 
-struct sfg_dest {
+struct sfg_dest { /* 32 bytes: mirrored in struct sfg_dcache */
 	edge_u32 id;    /* index into sfg_dst_stats / sfg_dst_bkt */
 	edge_u32 flags; /* SFG_D_* */
 	edge_u64 syn_pps;  /* SYN budget of the entry, packets/s (0: none) */
