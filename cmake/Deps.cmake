@@ -22,5 +22,7 @@ set_target_properties(boringssl::ssl PROPERTIES
   IMPORTED_LOCATION ${BORINGSSL_SSL}
   INTERFACE_INCLUDE_DIRECTORIES /usr/include/android
   INTERFACE_LINK_LIBRARIES boringssl::crypto)
-set(CMAKE_BUILD_RPATH ${EDGE_BORINGSSL_LIBDIR})
+# Build and install trees get exactly this one entry: CMake's own build rpath added an empty
+# entry (the current directory) that made every start search it for each library.
+set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)
 set(CMAKE_INSTALL_RPATH ${EDGE_BORINGSSL_LIBDIR})
