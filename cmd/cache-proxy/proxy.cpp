@@ -261,6 +261,22 @@ public:
         }
         wake();
     }
+    struct Handoff {
+        int fd;
+        bool tls;
+        sockaddr_storage ss;
+    };
+    void hand_off(const Handoff& h) {
+        {
+            std::lock_guard lk(inbox_mu_);
+            handoffs_.push_back(h);
+        }
+        wake();
+    }
+    bool handoffs_pending() {
+        std::lock_guard lk(inbox_mu_);
+        return !handoffs_.empty();
+    }
     void wake() {
         uint64_t one = 1;
         ssize_t r = ::write(efd_, &one, sizeof one);
@@ -284,9 +300,11 @@ public:
     std::mutex inbox_mu_;
     std::vector<Msg> inbox_;
     std::vector<Msg> inbox_work_;
+    std::vector<Handoff> handoffs_, handoffs_work_;  // connections accepted by another worker
     std::string log_;
     std::vector<char> scratch_ = std::vector<char>(256 * 1024);
     std::vector<char> tls_out_ = std::vector<char>(256 * 1024);  // plaintext gathered for one SSL_write
+    std::string tls_ct_;  // records encrypted for one send()
     bool draining_ = false;
     int64_t drain_deadline_ = 0;
     llhttp_settings_t req_settings_{}, resp_settings_{};
@@ -299,6 +317,7 @@ public:
     }
     void del(int fd) { epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr); }
     void accept_all(int lfd, bool admin, bool tls = false);
+    void adopt(int fd, const sockaddr_storage& ss, bool admin, bool tls);
     void tick();
     void drain_inbox();
     void refresh_config();
@@ -422,9 +441,13 @@ public:
     bool body_paused = false;
     bool response_complete = false, close_after = false, no_coalesce = false, peer_eof = false;
     bool stream_chunked = false, head_only = false, lingering = false;
+    bool rdhup = false;  // the client's FIN has arrived: a short read does not mean drained
     bool need_proxy_header = false;  // PROXY protocol v2 expected first
     SSL* ssl = nullptr;              // TLS listener: the session (nullptr on plain ones)
     bool handshaking = false;
+    bool tls_batch = false;   // the write BIO appends records to the worker's tls_ct_
+    std::string tls_pend;     // ciphertext the socket did not take yet (goes out first)
+    size_t tls_pend_pos = 0;
     std::shared_ptr<const cache_proxy::tls::Context> tls_ctx;  // keeps SNI callbacks valid across reloads
     size_t consumed = 0;  // end of the current request's bytes in buf
     // Output: iovecs (zero-copy from a stored object) then a stream buffer.
@@ -481,6 +504,7 @@ public:
             return;
         }
         if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
+        if (ev & (EPOLLRDHUP | EPOLLHUP)) rdhup = true;
         if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
         pump();
     }
@@ -500,7 +524,8 @@ public:
         w.ctr_.active.fetch_sub(1, std::memory_order_relaxed);
         w.graveyard_.push_back(this);
     }
-    bool has_output() const { return iov_i < niov || file_left || stream_pos < stream.size(); }
+    bool has_plain_output() const { return iov_i < niov || file_left || stream_pos < stream.size(); }
+    bool has_output() const { return has_plain_output() || tls_pend_pos < tls_pend.size(); }
     size_t stream_backlog() const { return stream.size() - stream_pos; }
 
     void pump();
@@ -799,68 +824,165 @@ void Client::consume_output(size_t n) {
 }
 
 // TLS output: gather the next plaintext (iovecs, then the file segment, then the stream) into
-// one buffer, write it as records; the unsent rest is gathered again, identically, next time
-// (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows a retry from a new address).
+// one buffer and encrypt it as records into the worker's ciphertext buffer (the write BIO
+// only appends while `tls_batch` is set), then send up to 256 KiB of records with one send():
+// one syscall per 16 records instead of one per record. What the socket does not take waits
+// in `tls_pend` (sent before anything else). SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows the
+// gathered plaintext to come from a new address each call.
+constexpr size_t k_tls_record = 16384;  // the largest TLS plaintext record
+
 bool Client::flush_tls() {
     char* b = w.tls_out_.data();
     const size_t bcap = w.tls_out_.size();
-    while (has_output()) {
-        const char* src;
-        size_t len = 0;
-        if (iov_i == niov && !file_left) {  // only the stream: write from it directly
-            src = stream.data() + stream_pos;
-            len = std::min<size_t>(stream.size() - stream_pos, 1u << 20);
-        } else {
-            bool full = false;  // a source did not fit: nothing after it may be taken (byte order)
-            for (int i = iov_i; i < niov && !full; i++) {
-                size_t k = std::min(bcap - len, iov[i].iov_len);
-                std::memcpy(b + len, iov[i].iov_base, k);
-                len += k;
-                full = k < iov[i].iov_len;
-            }
-            if (!full && file_left) {
-                ssize_t k = ::pread(file_fd, b + len, std::min(bcap - len, file_left), file_off);
-                if (k <= 0) {
-                    close();
-                    return false;
-                }
-                len += static_cast<size_t>(k);
-                full = static_cast<size_t>(k) < file_left;
-            }
-            if (!full && stream_pos < stream.size()) {
-                size_t k = std::min(bcap - len, stream.size() - stream_pos);
-                std::memcpy(b + len, stream.data() + stream_pos, k);
-                len += k;
-            }
-            src = b;
-        }
-        // Partial-write mode returns after each record: write the whole gathered buffer
-        // before gathering again (nothing is appended to the output meanwhile).
-        for (size_t off = 0; off < len;) {
-            ERR_clear_error();
-            int r = SSL_write(ssl, src + off, static_cast<int>(len - off));
-            if (r <= 0) {
-                int e = SSL_get_error(ssl, r);
-                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+    std::string& ct = w.tls_ct_;
+    for (;;) {
+        while (tls_pend_pos < tls_pend.size()) {
+            ssize_t n = ::send(fd, tls_pend.data() + tls_pend_pos, tls_pend.size() - tls_pend_pos, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
                     writable = false;
                     return false;
                 }
-                ERR_clear_error();
                 close();
                 return false;
             }
-            off += static_cast<size_t>(r);
-            consume_output(static_cast<size_t>(r));
+            tls_pend_pos += static_cast<size_t>(n);
         }
-        if (stream_pos == stream.size() && stream_pos) {
-            stream.clear();
-            stream_pos = 0;
+        if (tls_pend.capacity() > (1u << 20)) std::string().swap(tls_pend);
+        tls_pend.clear();
+        tls_pend_pos = 0;
+        if (!has_plain_output()) break;
+        ct.clear();
+        tls_batch = true;  // records go to `ct`
+        const size_t batch = bcap;  // ciphertext per send(): 16 records
+        while (has_plain_output() && ct.size() < batch) {
+            const char* src;
+            size_t len = 0;
+            if (iov_i < niov && iov[iov_i].iov_len >= k_tls_record) {  // a stored body: encrypt from it
+                src = static_cast<const char*>(iov[iov_i].iov_base);
+                len = std::min<size_t>(iov[iov_i].iov_len, batch);
+            } else if (iov_i == niov && !file_left) {  // only the stream: write from it directly
+                src = stream.data() + stream_pos;
+                len = std::min<size_t>(stream.size() - stream_pos, bcap);
+            } else {
+                bool full = false;  // a source did not fit: nothing after it may be taken (byte order)
+                for (int i = iov_i; i < niov && !full; i++) {
+                    // A large body after the head: only what fills the first record is copied.
+                    size_t room = i > iov_i && iov[i].iov_len >= k_tls_record ? (len < k_tls_record ? k_tls_record - len : 0) : bcap - len;
+                    size_t k = std::min(room, iov[i].iov_len);
+                    std::memcpy(b + len, iov[i].iov_base, k);
+                    len += k;
+                    full = k < iov[i].iov_len;
+                }
+                if (!full && file_left) {
+                    ssize_t k = ::pread(file_fd, b + len, std::min(bcap - len, file_left), file_off);
+                    if (k <= 0) {
+                        tls_batch = false;
+                        close();
+                        return false;
+                    }
+                    len += static_cast<size_t>(k);
+                    full = static_cast<size_t>(k) < file_left;
+                }
+                if (!full && stream_pos < stream.size()) {
+                    size_t k = std::min(bcap - len, stream.size() - stream_pos);
+                    std::memcpy(b + len, stream.data() + stream_pos, k);
+                    len += k;
+                }
+                src = b;
+            }
+            // Partial-write mode returns after each record: write the whole gathered buffer
+            // before gathering again (nothing is appended to the output meanwhile).
+            for (size_t off = 0; off < len;) {
+                ERR_clear_error();
+                int r = SSL_write(ssl, src + off, static_cast<int>(len - off));
+                if (r <= 0) {  // the batching BIO never blocks: a real error
+                    tls_batch = false;
+                    ERR_clear_error();
+                    close();
+                    return false;
+                }
+                off += static_cast<size_t>(r);
+                consume_output(static_cast<size_t>(r));
+            }
+            if (stream_pos == stream.size() && stream_pos) {
+                stream.clear();
+                stream_pos = 0;
+            }
+        }
+        tls_batch = false;
+        size_t off = 0;
+        while (off < ct.size()) {
+            ssize_t n = ::send(fd, ct.data() + off, ct.size() - off, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                close();
+                return false;
+            }
+            off += static_cast<size_t>(n);
+        }
+        if (off < ct.size()) {
+            tls_pend.assign(ct.data() + off, ct.size() - off);
+            writable = false;
+            if (iov_i == niov && !file_left) {
+                niov = iov_i = 0;
+                hold.reset();
+            }
+            return false;
         }
     }
     if (iov_i == niov && !file_left) {
         niov = iov_i = 0;
         hold.reset();
     }
+    return true;
+}
+
+// The write BIO of a TLS client: appends to the batch while flush_tls() encrypts, queues
+// behind unsent ciphertext, else writes to the socket (handshake flights, alerts).
+int tls_bio_write(BIO* bio, const char* d, int n) {
+    auto* c = static_cast<Client*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    if (n <= 0) return 0;
+    if (c->tls_batch) {
+        c->w.tls_ct_.append(d, static_cast<size_t>(n));
+        return n;
+    }
+    if (c->tls_pend_pos < c->tls_pend.size()) {
+        c->tls_pend.append(d, static_cast<size_t>(n));
+        return n;
+    }
+    ssize_t r = ::send(c->fd, d, static_cast<size_t>(n), MSG_NOSIGNAL);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(bio);
+        return -1;
+    }
+    return static_cast<int>(r);
+}
+long tls_bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+BIO_METHOD* tls_bio_method() {
+    static BIO_METHOD* m = [] {
+        BIO_METHOD* x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cache-proxy batch");
+        if (x) {
+            BIO_meth_set_write(x, tls_bio_write);
+            BIO_meth_set_ctrl(x, tls_bio_ctrl);
+        }
+        return x;
+    }();
+    return m;
+}
+
+// Replaces the socket write BIO of `c`'s SSL with the batching one (false: out of memory).
+bool install_tls_bio(Client* c) {
+    BIO_METHOD* m = tls_bio_method();
+    BIO* b = m ? BIO_new(m) : nullptr;
+    if (!b) return false;
+    BIO_set_data(b, c);
+    BIO_set_init(b, 1);
+    SSL_set0_wbio(c->ssl, b);
     return true;
 }
 
@@ -929,7 +1051,7 @@ bool Client::read_more() {
     ssize_t n = io_read(buf.get() + end, cap - end);
     if (n > 0) {
         // Drained: the next edge will tell (not with TLS: a read returns one record at most).
-        if (!ssl && static_cast<size_t>(n) < cap - end) readable = false;
+        if (!ssl && !rdhup && static_cast<size_t>(n) < cap - end) readable = false;
         end += static_cast<size_t>(n);
         deadline = w.now_s_ + w.cfg_->client_timeout;
         return true;
@@ -1128,7 +1250,9 @@ void Client::serve(const ObjectPtr& o, const char* word, int64_t age) {
         if (n) iov[niov++] = {const_cast<void*>(p), n};
     };
     auto add_body = [&](const Body& b, uint64_t off, uint64_t n) {
-        if (b.fd >= 0) {
+        if (b.fd >= 0 && ssl && b.map) {  // TLS encrypts from memory: the mapped memfd, no pread copy
+            add(b.map + off, n);
+        } else if (b.fd >= 0) {
             file_fd = b.fd;
             file_off = static_cast<off_t>(off);
             file_left = n;
@@ -2038,7 +2162,7 @@ std::string metrics_text(Shared& sh) {
         add(t.upstream_reused, c->upstream_reused); add(t.upstream_errors, c->upstream_errors);
         add(t.upstream_retries, c->upstream_retries); add(t.rate_limited, c->rate_limited);
         add(t.bad_requests, c->bad_requests); add(t.coalesced, c->coalesced); add(t.accepted, c->accepted);
-        add(t.active, c->active); add(t.purged, c->purged); add(t.background_revalidations, c->background_revalidations);
+        add(t.active, c->active); add(t.purged, c->purged); add(t.handed_off, c->handed_off); add(t.background_revalidations, c->background_revalidations);
         add(t.invalidations, c->invalidations);
         add(t.tls_handshakes, c->tls_handshakes); add(t.tls_resumed, c->tls_resumed); add(t.tls_failed, c->tls_failed);
         add(t.spliced_responses, c->spliced_responses); add(t.spliced_bytes, c->spliced_bytes);
@@ -2085,7 +2209,11 @@ std::string metrics_text(Shared& sh) {
     counter("tls_handshake_errors_total", "TLS handshakes that failed (garbage, no common version/cipher/ALPN, reset).", v(t.tls_failed));
     counter("tls_ticket_key_rotations_total", "Session ticket key rotations (timer and SIGHUP).", tls::ticket_key_rotations());
     counter("connections_accepted_total", "Client connections accepted.", v(t.accepted));
+    counter("connections_handed_off_total", "Client connections passed to a less loaded worker after accept.", v(t.handed_off));
     gauge("connections_active", "Open client connections.", static_cast<double>(v(t.active)));
+    fmt::format_to(out, "# HELP cache_proxy_worker_connections Open client connections per worker thread.\n# TYPE cache_proxy_worker_connections gauge\n");
+    for (size_t i = 0; i < sh.counters.size(); i++)
+        fmt::format_to(out, "cache_proxy_worker_connections{{worker=\"{}\"}} {}\n", i, sh.counters[i]->active.load(std::memory_order_relaxed));
     gauge("cache_bytes", "Bytes held by the memory tier.", static_cast<double>(sh.store.bytes()));
     gauge("cache_objects", "Objects in the memory tier.", static_cast<double>(sh.store.objects()));
     counter("cache_evictions_total", "Objects evicted to stay under the byte limit.", sh.store.evictions());
@@ -2173,6 +2301,7 @@ Worker::~Worker() {
     for (auto& [id, c] : clients_) delete c;
     for (Fetch* f : fetches_) delete f;
     for (Handler* h : graveyard_) delete h;
+    for (const Handoff& h : handoffs_) ::close(h.fd);
     for (int l : listeners_) ::close(l);
     for (int l : tls_listeners_) ::close(l);
     if (ep_ >= 0) ::close(ep_);
@@ -2248,24 +2377,49 @@ void Worker::accept_all(int lfd, bool admin, bool tls) {
         if (fd < 0) return;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        auto* c = new Client(*this, fd, (static_cast<uint64_t>(index_) << 56) | next_id_++, admin);
-        c->peer = ss;
-        c->need_proxy_header = cfg_->proxy_protocol && !admin;
-        if (tls) {
-            if (!cfg_->tls || !(c->ssl = cfg_->tls->accept(fd))) {
-                delete c;  // closes fd
+        // SO_REUSEPORT hashes connections over the workers' listeners unevenly (64 connections
+        // over 2 listeners: typically 28/36), and keep-alive makes that last: a connection goes
+        // to the worker with the fewest when this one has two more (counted at hand-off time).
+        if (!admin && !draining_ && sh_.workers.size() > 1 && !sh_.draining.load(std::memory_order_relaxed)) {
+            uint64_t mine = ctr_.active.load(std::memory_order_relaxed), low = mine;
+            unsigned to = index_;
+            for (unsigned k = 0; k < sh_.workers.size(); k++) {
+                uint64_t a = sh_.counters[k]->active.load(std::memory_order_relaxed);
+                if (a < low) low = a, to = k;
+            }
+            if (to != index_ && mine > low + 1) {
+                sh_.counters[to]->active.fetch_add(1, std::memory_order_relaxed);
+                ctr_.handed_off.fetch_add(1, std::memory_order_relaxed);
+                sh_.workers[to]->hand_off({fd, tls, ss});
                 continue;
             }
-            c->tls_ctx = cfg_->tls;
-            c->handshaking = true;
         }
-        if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(ss).sin_addr, c->peer_ip, sizeof c->peer_ip);
-        else if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr, c->peer_ip, sizeof c->peer_ip);
-        clients_[c->id] = c;
-        ctr_.accepted.fetch_add(1, std::memory_order_relaxed);
         ctr_.active.fetch_add(1, std::memory_order_relaxed);
-        add(fd, c, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        adopt(fd, ss, admin, tls);
     }
+}
+
+bool install_tls_bio(Client* c);
+
+// A new client connection (counted in `active` already) joins this worker.
+void Worker::adopt(int fd, const sockaddr_storage& ss, bool admin, bool tls) {
+    auto* c = new Client(*this, fd, (static_cast<uint64_t>(index_) << 56) | next_id_++, admin);
+    c->peer = ss;
+    c->need_proxy_header = cfg_->proxy_protocol && !admin;
+    if (tls) {
+        if (!cfg_->tls || !(c->ssl = cfg_->tls->accept(fd)) || !install_tls_bio(c)) {
+            delete c;  // closes fd
+            ctr_.active.fetch_sub(1, std::memory_order_relaxed);
+            return;
+        }
+        c->tls_ctx = cfg_->tls;
+        c->handshaking = true;
+    }
+    if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, c->peer_ip, sizeof c->peer_ip);
+    else if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, c->peer_ip, sizeof c->peer_ip);
+    clients_[c->id] = c;
+    ctr_.accepted.fetch_add(1, std::memory_order_relaxed);
+    add(fd, c, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 }
 
 void Worker::flush_log() {
@@ -2347,7 +2501,10 @@ void Worker::drain_inbox() {
     {
         std::lock_guard lk(inbox_mu_);
         inbox_work_.swap(inbox_);
+        handoffs_work_.swap(handoffs_);
     }
+    for (const Handoff& h : handoffs_work_) adopt(h.fd, h.ss, false, h.tls);
+    handoffs_work_.clear();
     for (Msg m : inbox_work_) {
         auto it = clients_.find(m.conn);
         if (it != clients_.end()) it->second->wake_from_wait(m.stored);
@@ -2359,7 +2516,7 @@ void Worker::run() {
     now_s_ = wall_s();
     epoll_event evs[256];
     for (;;) {
-        if (draining_ && clients_.empty() && fetches_.empty()) break;
+        if (draining_ && clients_.empty() && fetches_.empty() && !handoffs_pending()) break;
         int n = epoll_wait(ep_, evs, 256, 1000);
         if (n < 0) {
             if (errno == EINTR) continue;

@@ -11,6 +11,7 @@
 namespace cache_proxy {
 
 Body::~Body() {
+    if (map) ::munmap(const_cast<char*>(map), size);
     if (fd >= 0) ::close(fd);
 }
 
@@ -28,6 +29,9 @@ std::shared_ptr<const Body> make_body(std::string&& bytes, size_t file_min) {
             }
             if (off == bytes.size() && fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0) {
                 b->fd = fd;
+                // Sealed against writes and shrinking: a read-only view stays valid.
+                void* m = ::mmap(nullptr, bytes.size(), PROT_READ, MAP_SHARED, fd, 0);
+                if (m != MAP_FAILED) b->map = static_cast<const char*>(m);
                 return b;
             }
             ::close(fd);  // fall back to memory

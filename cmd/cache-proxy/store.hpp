@@ -21,6 +21,7 @@ namespace cache_proxy {
 struct Body {
     std::string data;
     int fd = -1;
+    const char* map = nullptr;  // the sealed memfd mapped read-only (TLS encrypts from it), or null
     size_t size = 0;
     Body() = default;
     Body(const Body&) = delete;

@@ -184,6 +184,21 @@ curl -s -m 10 --cacert "$K/ca.crt" -o /dev/null -o /dev/null -o /dev/null \
 h1=$(metric cache_proxy_tls_handshakes_total)
 eq "$((h1 - h0))" 1 "three requests on one kept-alive TLS connection: handshakes"
 
+case_ "a slow TLS reader: records the socket cannot take yet wait, in order, for the next write"
+# 6 MiB at 4 MB/s: the socket fills many times in the middle of a batch of records.
+sget "/big6?cc=max-age%3D60&size=6291456"
+curl -s -m 20 --cacert "$K/ca.crt" --limit-rate 4M -o "$T/slow.bin" "https://localhost:$P_TLS/big6?cc=max-age%3D60&size=6291456" \
+    -o "$T/slow2.bin" "https://localhost:$P_TLS/k1"
+curl -s -m 10 "http://127.0.0.1:$P_PLAIN/big6?cc=max-age%3D60&size=6291456" -o "$T/plain6.bin"
+eq "$(stat -c %s "$T/slow.bin")" 6291456 "6 MiB slow read size"
+cmp -s "$T/plain6.bin" "$T/slow.bin" || fail "6 MiB read slowly over TLS differs from plain"
+[ -s "$T/slow2.bin" ] || fail "no answer to the request after the slow 6 MiB on the same connection"
+# Pipelined over TLS: three requests in one write, three answers in order.
+printf 'GET /k1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /big?cc=max-age%%3D60&size=1048576 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /k2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+    timeout 10 openssl s_client -quiet -connect 127.0.0.1:$P_TLS -servername localhost -CAfile "$K/ca.crt" -ign_eof >"$T/pipe" 2>/dev/null
+eq "$(grep -ao 'HTTP/1.1 200 ' "$T/pipe" | wc -l)" 3 "pipelined answers over TLS"
+[ "$(stat -c %s "$T/pipe")" -gt 1048576 ] || fail "pipelined 1 MiB answer over TLS is short: $(stat -c %s "$T/pipe") bytes"
+
 case_ "session resumption with a ticket (TLS 1.3 and 1.2)"
 for v in tls1_3 tls1_2; do
     rm -f "$T/s.pem"

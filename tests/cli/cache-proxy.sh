@@ -482,6 +482,27 @@ sleep 0.4  # the log is flushed every 250 ms
 jq -e -s 'length > 50 and all(.type == "access") and any(.cache == "HIT") and any(.cache == "REVALIDATED") and any(.cache == "STALE") and all(has("total_us") and has("bytes") and has("status") and has("client"))' \
     "$T/access.jsonl" >/dev/null || fail "access log: $(tail -2 "$T/access.jsonl")"
 
+case_ "client connections are spread evenly over the worker threads (2 threads, 16 connections)"
+m0=$(metric cache_proxy_connections_handed_off_total)
+FDS=()
+for _ in $(seq 16); do
+    exec {cfd}<>/dev/tcp/127.0.0.1/$PP || fail "cannot connect"
+    FDS+=("$cfd")
+done
+sleep 0.3
+curl -s "http://127.0.0.1:$AP/metrics" >"$T/metrics"
+w0=$(awk '$1 == "cache_proxy_worker_connections{worker=\"0\"}" {print $2}' "$T/metrics")
+w1=$(awk '$1 == "cache_proxy_worker_connections{worker=\"1\"}" {print $2}' "$T/metrics")
+[ -n "$w0" ] && [ -n "$w1" ] || fail "no per-worker connection gauges"
+# Worker 0 also holds the admin connection of this metrics request; a spread within 2 is allowed.
+d=$(( ${w0:-0} - ${w1:-0} ))
+[ "$d" -ge -3 ] && [ "$d" -le 3 ] || fail "connections per worker: $w0 and $w1 (hand-offs: $(metric cache_proxy_connections_handed_off_total), before $m0)"
+[ $(( ${w0:-0} + ${w1:-0} )) -ge 16 ] || fail "connections per worker: $w0 + $w1 < 16"
+for cfd in "${FDS[@]}"; do exec {cfd}>&-; done
+sleep 0.3
+a=$(metric cache_proxy_connections_active)
+[ "${a:-99}" -le 2 ] || fail "closed connections still counted: $a active"
+
 case_ "origin down: stale-if-error still answers; others get 502"
 kill "$OPID"
 wait "$OPID" 2>/dev/null
