@@ -14,8 +14,8 @@ build: deps
 	@cmake --preset default >/dev/null
 	@cmake --build --preset default -j $(JOBS)
 
-# The whole suite, then the sanitizer tier (ASan + UBSan build: unit and CLI suites, every
-# fuzz target 30 s with a fixed seed). About 25 minutes on 2 cores.
+# The whole suite, then the sanitizer tier (ASan + UBSan build: every ctest tier, every
+# fuzz target 30 s with a fixed seed).
 check: build
 	@ctest --preset default -j $(JOBS)
 	@JOBS=$(JOBS) FUZZ_SECONDS=30 scripts/check-sanitizers
@@ -38,8 +38,9 @@ asan: deps
 	@cmake --build --preset asan -j $(JOBS)
 	@ctest --preset asan -j $(JOBS)
 
-# The sanitizer tier alone (also the end of check): one clang ASan + UBSan build runs the
-# unit and CLI suites, then every fuzz target for FUZZ_SECONDS (30 here).
+# The sanitizer tier alone (also the end of check): one clang ASan + UBSan build runs every
+# ctest tier (interop with real peers; bpf and netns as root) with EDGE_SLOW=3 scaling the
+# tests' timing bounds, then every fuzz target for FUZZ_SECONDS (30 here).
 sanitize: deps
 	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),30) scripts/check-sanitizers
 

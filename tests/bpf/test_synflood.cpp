@@ -479,7 +479,7 @@ TEST_CASE("prefilter bits: every first-16-bit value a prefix covers, per list an
         std::vector<uint32_t> on;  // (v6 << 16 | hi16) with the deny bit set
         for (uint32_t e = 0; e < SFG_PF_ENTRIES; e++)
             for (uint32_t b = 0; b < 64; b++)
-                if (w[e].w[SFG_PF_DENY] >> b & 1) on.push_back((e / SFG_PF_WORDS) << 16 | (e % SFG_PF_WORDS) * 64 + b);
+                if (w[e].w[SFG_PF_DENY] >> b & 1) on.push_back(((e / SFG_PF_WORDS) << 16) | ((e % SFG_PF_WORDS) * 64 + b));
         // what the map holds is what was computed
         for (uint32_t e = 0; e < SFG_PF_ENTRIES; e++) {
             sfg_pf cur{};

@@ -165,4 +165,38 @@ else
     echo "note: not root: the no-privileges and permission-denied cases were not run"
 fi
 
+# ---- cache-proxy: a client that half-closes right after its requests (fuzz_cache_proxy) ----
+# Request bytes and FIN in one edge: the answers come, then the proxy closes at once instead
+# of at --client-timeout (it took the short read for "drained" and never saw the FIN).
+if [ -x "$TBIN/cache-proxy-test-origin" ] && command -v python3 >/dev/null; then
+    "$TBIN/cache-proxy-test-origin" 0 >"$T/origin.out" 2>&1 &
+    OPID=$!
+    trap 'kill $OPID $CPID 2>/dev/null; rm -rf "$T" "$PRIV"' EXIT
+    for _ in $(seq 50); do grep -q '^port ' "$T/origin.out" && break; sleep 0.1; done
+    oport=$(awk '/^port /{print $2}' "$T/origin.out")
+    cache-proxy -l 127.0.0.1:18931 -o "127.0.0.1:$oport" --client-timeout 30 -t 1 2>"$T/cp.err" &
+    CPID=$!
+    case_ "cache-proxy: a half-closed client gets both answers and the connection closed within 3 s"
+    # shellcheck disable=SC2016
+    run python3 -c '
+import socket, sys, time
+for _ in range(100):
+    try:
+        s = socket.create_connection(("127.0.0.1", 18931)); break
+    except OSError: time.sleep(0.1)
+req = b"GET /hc?cc=max-age%3D60 HTTP/1.1\r\nHost: robust\r\n\r\n"
+s.sendall(req + req); s.shutdown(socket.SHUT_WR)
+t0 = time.time(); s.settimeout(20); got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(got.count(b"HTTP/1.1 200"), "answers", "closed after %.1f s" % (time.time() - t0))
+'
+    expect_rc 0
+    expect_out '^2 answers closed after [0-2]\.[0-9] s'
+    kill $CPID $OPID 2>/dev/null
+    wait $CPID $OPID 2>/dev/null
+fi
+
 finish

@@ -88,6 +88,6 @@ kill -0 $PEER 2>/dev/null || fail "scripted peer saw a problem: $(cat "$T/peer.o
 
 case_ "SIGTERM still exits promptly with stdout unread"
 kill -TERM $SPK
-wait_for 6 bash -c "! kill -0 $SPK" || { fail "speaker hangs at exit on a full stdout"; kill -KILL $SPK; }
+wait_for $((6 * ${EDGE_SLOW:-1})) bash -c "! kill -0 $SPK" || { fail "speaker hangs at exit on a full stdout"; kill -KILL $SPK; }
 
 finish

@@ -359,7 +359,7 @@ try:
 except socket.timeout:
     pass' $PN &
 pids+=($!)
-sleep 0.3
+for _ in $(seq 50); do ss -Huln | grep -q "127\.0\.0\.1:$PN " && break; sleep 0.1; done  # python is slow to start under load
 run $Q -j 127.0.0.1:$PN --timeout 2
 expect_rc 1
 expect_field .error no_quic

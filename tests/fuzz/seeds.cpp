@@ -109,5 +109,40 @@ int main(int argc, char** argv) {
     put(dir / "fuzz_bgp_commands", "json",
         std::string("{\"type\":\"mitigation\",\"action\":\"blackhole\",\"prefix\":\"198.51.100.7/32\"}\n"
                     "{\"announce\":\"203.0.113.0/24\",\"med\":10}\n"));
+    // cache-proxy end to end: client bytes, then "\n@@@\n" and one origin response per
+    // upstream connection (a miss then a hit, revalidation with 304, ranges, Vary, bodies
+    // in both directions, pass-through and stored bodies above the memfd/splice sizes).
+    {
+        const std::string sep = "\n@@@\n";
+        std::string k1(1500, 'a'), k3(3000, 'b');
+        auto ok = [](const std::string& headers, const std::string& body) {
+            return "HTTP/1.1 200 OK\r\n" + headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        };
+        std::string get = "GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        auto cp = [&](const std::string& name, const std::string& s) { put(dir / "fuzz_cache_proxy", name, s); };
+        cp("miss-hit", get + get + sep + ok("Cache-Control: max-age=60\r\nETag: \"v1\"\r\n", "hello"));
+        cp("memfd-body", get + "GET /a HTTP/1.1\r\nHost: example.com\r\nRange: bytes=10-99,-5\r\n\r\n" + sep +
+                             ok("Cache-Control: public, max-age=60\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n", k1));
+        cp("splice-pass", "GET /big HTTP/1.1\r\nHost: x\r\n\r\n" + sep + ok("Cache-Control: no-store\r\n", k3));
+        cp("chunked", "GET /c HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br\r\n\r\n" +
+                          sep + "HTTP/1.1 200 OK\r\nCache-Control: max-age=30\r\nVary: Accept-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n");
+        cp("revalidate", get + "GET /a HTTP/1.1\r\nHost: example.com\r\nIf-None-Match: \"v1\"\r\n\r\n" + sep +
+                             ok("Cache-Control: max-age=0, must-revalidate\r\nETag: \"v1\"\r\n", "hello") + sep +
+                             "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n\r\n");
+        cp("swr", get + get + sep + ok("Cache-Control: max-age=0, stale-while-revalidate=60\r\nETag: \"v\"\r\n", "x") + sep +
+                      ok("Cache-Control: max-age=60\r\n", "y"));
+        cp("post", "POST /a HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\nHost: example.com\r\n\r\n" + sep +
+                       "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nLocation: /a\r\n\r\nok" + sep + ok("Cache-Control: max-age=9\r\n", "z"));
+        cp("chunked-upload", "PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n4\r\nabcd\r\n0\r\n\r\n" +
+                                 sep + "HTTP/1.1 204 No Content\r\n\r\n");
+        cp("head-absolute", "HEAD http://Example.COM/h?q=1 HTTP/1.1\r\nHost: example.com\r\nCache-Control: no-cache\r\n\r\n" + sep +
+                                ok("Cache-Control: s-maxage=5\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nAge: 3\r\n", "body"));
+        cp("http10-close", "GET /old HTTP/1.0\r\nPragma: no-cache\r\n\r\n" + sep + "HTTP/1.0 200 OK\r\nExpires: Thu, 01 Dec 2099 16:00:00 GMT\r\n\r\nuntil close");
+        cp("bad-origin", "GET /e HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, x-hop\r\nx-hop: 1\r\n\r\n" + sep +
+                             "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789");
+        cp("stale-if-error", get + get + sep + ok("Cache-Control: max-age=0, stale-if-error=60\r\n", "old") + sep +
+                                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    }
     return 0;
 }
