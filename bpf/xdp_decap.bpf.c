@@ -320,7 +320,7 @@ int xdp_decap(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	__u32 l3_off = sizeof(*eth), olen;
 	__u16 proto;
-	__u8 inner, l2[22];
+	__u8 inner;
 	int i, v4;
 
 	if ((void *)(eth + 1) > data_end)
@@ -382,26 +382,7 @@ int xdp_decap(struct xdp_md *ctx)
 	}
 
 	/* Keep the L2 header (and VLAN tags), with the inner EtherType. */
-	if (data + 22 > data_end)
+	if (strip_outer(ctx, l3_off, olen, inner == XLB_IPPROTO_IPIP))
 		return count(XDEC_R_DROP_MALFORMED, XDP_DROP);
-	__builtin_memcpy(l2, data, 22);
-	if (bpf_xdp_adjust_head(ctx, (int)olen))
-		return count(XDEC_R_DROP_MALFORMED, XDP_DROP);
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + 22 > data_end)
-		return count(XDEC_R_DROP_MALFORMED, XDP_DROP);
-	__be16 etype = inner == XLB_IPPROTO_IPIP ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
-	__u8 *e = data;
-	if (l3_off == 14) {
-		__builtin_memcpy(e, l2, 12);
-		__builtin_memcpy(e + 12, &etype, 2);
-	} else if (l3_off == 18) {
-		__builtin_memcpy(e, l2, 16);
-		__builtin_memcpy(e + 16, &etype, 2);
-	} else {
-		__builtin_memcpy(e, l2, 20);
-		__builtin_memcpy(e + 20, &etype, 2);
-	}
 	return count(v4 ? XDEC_R_DECAP_V4 : XDEC_R_DECAP_V6, XDP_PASS);
 }

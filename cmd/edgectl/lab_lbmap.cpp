@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
+#include "bpf/maps.hpp"
 #include "edge/lb.h"
 #include "net/addr.hpp"
 
@@ -19,16 +20,7 @@ namespace edgectl::lab {
 
 namespace {
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
-};
+using Fd = edge::bpf::OwnedFd;
 
 struct MapRef {
     std::shared_ptr<Fd> fd;

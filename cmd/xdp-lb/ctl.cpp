@@ -12,6 +12,7 @@
 
 #include <filesystem>
 
+#include "bpf/maps.hpp"
 #include "bpf/xdp.hpp"
 #include "lb.hpp"
 #include "options.hpp"
@@ -30,15 +31,7 @@ constexpr uint32_t kStateSize = 1u << 20;  // bytes of lb.toml text the state ma
 
 void event(const edge::cli::Globals& g, const edge::out::Record& r) { edge::out::event(r, g.json); }
 
-struct Fd {
-    int fd = -1;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
+using Fd = edge::bpf::OwnedFd;
 
 void write_state(int fd, const std::string& text) {
     if (text.size() + 4 > kStateSize) edge::usage_error("the configuration is larger than {} bytes", kStateSize - 4);

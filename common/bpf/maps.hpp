@@ -2,9 +2,22 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <unistd.h>
 #include <vector>
 
 namespace edge::bpf {
+
+// A map or program file descriptor closed when it goes out of scope; movable, not copyable.
+struct OwnedFd {
+    int fd = -1;
+    explicit OwnedFd(int f) : fd(f) {}
+    ~OwnedFd() {
+        if (fd >= 0) close(fd);
+    }
+    OwnedFd(const OwnedFd&) = delete;
+    OwnedFd& operator=(const OwnedFd&) = delete;
+    OwnedFd(OwnedFd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+};
 
 // Throws edge::Failure "what: errno text" when a libbpf call returned an error.
 void check(int err, const char* what);
