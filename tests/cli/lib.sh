@@ -18,7 +18,12 @@ case_() { CASE="$*"; }
 fail() {
     echo "FAIL [$CASE]: $*"
     echo "  stdout: $(head -c 600 "$OUT")"
-    echo "  stderr: $(head -c 600 "$ERR")"
+    # A sanitizer report is the whole point of the failure: keep its stack.
+    if grep -qE 'Sanitizer|runtime error:' "$ERR" 2>/dev/null; then
+        echo "  stderr: $(head -c 12000 "$ERR")"
+    else
+        echo "  stderr: $(head -c 600 "$ERR")"
+    fi
     fails=$((fails + 1))
 }
 # Runs with a 60 s bound so a hang fails instead of stalling the suite.
