@@ -287,6 +287,7 @@ Record http_record(const HttpResult& r) {
 bool do_get(QuicConn& c, const std::string& path, HttpResult& res, std::uint64_t deadline) {
     if (!c.get(path, &res)) return false;
     c.run_until([&] { return res.done || res.reset; }, deadline);
+    c.forget(&res);  // res usually lives shorter than the connection
     return res.done && !res.reset;
 }
 

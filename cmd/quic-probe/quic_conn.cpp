@@ -338,6 +338,11 @@ bool QuicConn::get(const std::string& path, HttpResult* res) {
     return true;
 }
 
+void QuicConn::forget(const HttpResult* res) {
+    std::erase_if(requests_, [res](const auto& e) { return e.second == res; });
+    std::erase_if(early_requests_, [res](const auto& e) { return e.second == res; });
+}
+
 bool QuicConn::send_datagram(const ngtcp2_path& path, const std::uint8_t* data, std::size_t n) {
     Sock* s = &socks_.back();
     for (auto& x : socks_)

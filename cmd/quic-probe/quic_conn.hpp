@@ -78,6 +78,9 @@ public:
 
     // HTTP/3: one GET on a new request stream; the result is filled as it arrives.
     bool get(const std::string& path, HttpResult* res);
+    // Stop filling res: the caller's result goes away, but the stream's last frames may
+    // still arrive (a late stream close after the response ended).
+    void forget(const HttpResult* res);
     bool h3_ready() const { return h3_ != nullptr; }
 
     bool initiate_key_update();
