@@ -23,7 +23,7 @@
 #include "net/packet.hpp"
 #include "out/output.hpp"
 #include "out/record.hpp"
-#include "pcap/reader.hpp"
+#include "pcap/file_reader.hpp"
 
 namespace bgp_announce {
 namespace {
@@ -832,7 +832,7 @@ struct ConnKey {
 };
 
 int decode_pcap(const Options& opt, Mode mode) {
-    edge::pcap::Reader rd(opt.pcap);
+    edge::pcap::FileReader rd(opt.pcap);
     std::string name = opt.pcap == "-" ? "stdin" : opt.pcap;
     if (!rd.link()) edge::usage_error("{}: unsupported link type {} (need Ethernet, raw IP, Linux cooked or loopback)", name, rd.dlt());
     std::set<uint16_t> ports{179};

@@ -8,6 +8,10 @@
 #include <CLI/Version.hpp>
 #include <fmt/format.h>
 #include <pcap/pcap.h>
+// A weak reference: a tool that calls nothing else of libpcap (bgp-announce reads its
+// captures itself) does not load libpcap and its D-Bus/systemd dependencies at start-up,
+// and its -V leaves libpcap out.
+#pragma weak pcap_lib_version
 #include <toml++/toml.h>
 
 #include "cli/error.hpp"
@@ -76,9 +80,10 @@ const std::vector<std::string>* Tool::choice_values(const CLI::Option* opt) cons
 }
 
 std::string Tool::version_text() const {
-    std::string libs = fmt::format("CLI11 {}, fmt {}.{}.{}, toml++ {}.{}.{}, {}", CLI11_VERSION, FMT_VERSION / 10000,
+    std::string libs = fmt::format("CLI11 {}, fmt {}.{}.{}, toml++ {}.{}.{}", CLI11_VERSION, FMT_VERSION / 10000,
                                    FMT_VERSION / 100 % 100, FMT_VERSION % 100, TOML_LIB_MAJOR, TOML_LIB_MINOR,
-                                   TOML_LIB_PATCH, pcap_lib_version());
+                                   TOML_LIB_PATCH);
+    if (pcap_lib_version) libs += fmt::format(", {}", pcap_lib_version());
     for (auto& l : libs_) libs += ", " + l;
     return fmt::format("{} {} (edge toolkit)\nlibraries: {}", name_, EDGE_VERSION, libs);
 }

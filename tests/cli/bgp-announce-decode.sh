@@ -138,6 +138,106 @@ run_stdin "$T/s.pcap" bgp-announce decode --pcap - --port 1790 -m
 expect_rc 0
 [ "$(wc -l <"$OUT")" = 7 ] || fail "stdin pcap"
 
+# ---- capture formats: read without libpcap (pcap/file_reader) -----------------------------------
+# The same capture rewritten as pcapng (two sections, nanosecond and microsecond interfaces, a
+# statistics block between packets, enhanced and obsolete packet blocks), as a nanosecond pcap
+# and as a big-endian pcap: every one must decode exactly like the original.
+cat >"$T/conv.py" <<'PY'
+import struct, sys
+src, kind, out = sys.argv[1], sys.argv[2], sys.argv[3]
+d = open(src, 'rb').read()
+magic, _, _, _, _, snap, lt = struct.unpack('<IHHiIII', d[:24])
+assert magic == 0xa1b2c3d4
+pk = []
+o = 24
+while o < len(d):
+    s, us, cl, wl = struct.unpack('<IIII', d[o:o + 16])
+    pk.append((s, us, d[o + 16:o + 16 + cl], wl))
+    o += 16 + cl
+def blk(t, body, e='<'):
+    body += b'\0' * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack(e + 'II', t, n) + body + struct.pack(e + 'I', n)
+def shb(e='<'):
+    return blk(0x0A0D0D0A, struct.pack(e + 'IHHq', 0x1A2B3C4D, 1, 0, -1), e)
+def idb(ns, e='<'):
+    opt = struct.pack(e + 'HHB3x', 9, 1, 9) if ns else b''
+    return blk(1, struct.pack(e + 'HHI', lt, 0, snap) + opt + (struct.pack(e + 'HH', 0, 0) if opt else b''), e)
+if kind == 'ng':
+    w = shb() + idb(False) + idb(True)
+    half = len(pk) // 2
+    for i, (s, us, data, wl) in enumerate(pk):
+        if i == half:  # a new section: interfaces start afresh
+            w += shb() + idb(True)
+        e = '<'
+        if i < half and i % 3 == 1:  # obsolete packet block, interface 0 (microseconds)
+            ts = s * 1000000 + us
+            w += blk(2, struct.pack(e + 'HHIIII', 0, 0, ts >> 32, ts & 0xffffffff, len(data), wl) + data, e)
+        else:
+            iface = 1 if i < half else 0
+            ts = (s * 1000000 + us) * 1000  # both are nanosecond interfaces here
+            w += blk(6, struct.pack(e + 'IIIII', iface, ts >> 32, ts & 0xffffffff, len(data), wl) + data, e)
+        if i == 2:
+            w += blk(5, struct.pack(e + 'I', 0), e)  # interface statistics: skipped
+elif kind == 'ns':
+    w = struct.pack('<IHHiIII', 0xa1b23c4d, 2, 4, 0, 0, snap, lt)
+    for s, us, data, wl in pk:
+        w += struct.pack('<IIII', s, us * 1000, len(data), wl) + data
+else:  # big-endian
+    w = struct.pack('>IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, snap, lt)
+    for s, us, data, wl in pk:
+        w += struct.pack('>IIII', s, us, len(data), wl) + data
+open(out, 'wb').write(w)
+PY
+for k in ng ns be; do python3 "$T/conv.py" "$T/s.pcap" $k "$T/s.$k" || fail "converter ($k)"; done
+for k in ng ns be; do
+    case_ "capture formats: $k decodes like the classic pcap"
+    for m in -m -j; do
+        if [ $m = -j ]; then
+            run bgp-announce -j decode --pcap "$T/s.pcap" --port 1790
+        else
+            run bgp-announce decode --pcap "$T/s.pcap" --port 1790 -m
+        fi
+        cp "$OUT" "$T/ref.out"
+        if [ $m = -j ]; then
+            run bgp-announce -j decode --pcap "$T/s.$k" --port 1790
+        else
+            run bgp-announce decode --pcap "$T/s.$k" --port 1790 -m
+        fi
+        expect_rc 0
+        expect_no_err
+        cmp -s "$OUT" "$T/ref.out" || fail "$k $m differs: $(diff "$T/ref.out" "$OUT" | head -4)"
+    done
+    run_stdin "$T/s.$k" bgp-announce decode --pcap - --port 1790 -m
+    expect_rc 0
+    [ "$(wc -l <"$OUT")" = 7 ] || fail "$k from stdin: $(wc -l <"$OUT") lines"
+done
+
+case_ "capture formats: a pcapng cut short or with a corrupt block: what came before, exit 2"
+n=$(stat -c %s "$T/s.ng")
+head -c $((n - 50)) "$T/s.ng" >"$T/cut.ng"
+run bgp-announce decode --pcap "$T/cut.ng" --port 1790 -m
+expect_rc 2
+expect_err 'cut short \(truncated pcapng dump file'
+[ -s "$OUT" ] || fail "nothing decoded before the cut"
+python3 - "$T/s.ng" "$T/bad.ng" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+d[-4] ^= 0x40  # the last block's trailing length no longer matches its header
+open(sys.argv[2], 'wb').write(d)
+PY
+run bgp-announce decode --pcap "$T/bad.ng" --port 1790 -m
+expect_rc 2
+expect_err "header and trailer don't match"
+head -c 20 "$T/s.ng" >"$T/short.ng"
+run bgp-announce decode --pcap "$T/short.ng"
+expect_usage_error bgp-announce
+printf '\x0a\x0d\x0d\x0aXXXXXXXXXXXXXXXXXXXXXXXX' >"$T/garbage.ng"
+run bgp-announce decode --pcap "$T/garbage.ng"
+expect_usage_error bgp-announce
+run_stdin /dev/null bgp-announce decode --pcap -
+expect_usage_error bgp-announce
+
 # ---- bad input ----------------------------------------------------------------------------------
 case_ "pcap: UPDATEs packed across full segments decode as when sent one per segment"
 # The same 3000 UPDATEs: split anywhere (headers included) across 1400-byte segments, and
