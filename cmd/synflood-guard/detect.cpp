@@ -1,6 +1,8 @@
 // synflood-guard detect: SYN floods in a capture, and the mitigations for bgp-announce.
 #include <fmt/format.h>
 
+#include <array>
+
 #include "cli/error.hpp"
 #include "detect/synflood.hpp"
 #include "options.hpp"
@@ -107,20 +109,43 @@ int run_detect(const Options& o, const edge::cli::Globals& g, edge::out::Output&
     if (!o.filter.empty()) reader.set_filter(o.filter);
     edge::detect::SynFloodDetector det(p);
     // edge::pcap::scan with a lean path for the common frame (IPv4/TCP, see
-    // parse_tcp4_fast); every other frame goes through the full parser.
+    // SynFloodDetector::add_frame); every other frame goes through the full parser.
     edge::pcap::require_link(reader);
     edge::pcap::ScanStats st;
     {
         edge::out::Progress progress("reading " + reader.path(), reader.size());
-        edge::pcap::Frame fr;
         const edge::net::LinkType link = *reader.link();
-        edge::detect::SynPacket sp;
-        while (reader.next(fr)) {
+        // Frames of a mapped capture stay valid after the next read: read kAhead frames
+        // ahead and let the detector read their headers and fetch the table slots they
+        // will touch while it counts this one (the capture's bytes, and under a flood of
+        // random sources each SYN's slots, are cache misses otherwise). Counting is
+        // still in capture order. Other captures (pcapng, pipes) go one frame at a time.
+        constexpr size_t kAhead = 4;
+        const size_t ahead = reader.mapped() ? kAhead : 0;
+        std::array<edge::pcap::Frame, 8> ring;  // a power of two > kAhead
+        static_assert(kAhead < ring.size() && (ring.size() & (ring.size() - 1)) == 0);
+        constexpr size_t kMask = ring.size() - 1;
+        size_t head = 0, filled = 0;  // ring[head] is the next frame to count
+        while (filled < ahead && reader.next(ring[filled])) filled++;
+        bool more = filled == ahead;  // false: the reader is done (end, error)
+        while (true) {
+            if (more) {
+                edge::pcap::Frame& in = ring[(head + filled) & kMask];
+                if (reader.next(in)) {
+                    filled++;
+                    if (ahead) det.prefetch_frame(in.data, link);
+                } else {
+                    more = false;
+                }
+            }
+            if (!filled) break;
+            const edge::pcap::Frame& fr = ring[head];
+            head = (head + 1) & kMask;
+            filled--;
             st.frames++;
             st.bytes += fr.wire_len;
-            if (edge::detect::parse_tcp4_fast(fr.data, link, sp)) {
+            if (det.add_frame(fr.data, link, fr.ts_us, fr.wire_len)) {
                 st.ip++;
-                det.add(sp, fr.ts_us, fr.wire_len);
             } else {
                 edge::net::Packet pk = edge::net::parse_packet(fr.data, link, {false});
                 switch (pk.status) {

@@ -30,6 +30,26 @@ inline uint64_t flow_fp(const edge_flow_key& k) noexcept {
     return (x & ~uint64_t{3}) ? x & ~uint64_t{3} : 4;
 }
 
+inline uint32_t load32(const uint8_t* p) noexcept {
+    uint32_t x;
+    std::memcpy(&x, p, 4);
+    return x;
+}
+
+// flow_fp of the key parse_tcp4_fast builds, from the wire: src and dst addresses
+// and the two ports, each as loaded by load32 (the key's words 0, 2 and 4).
+[[gnu::always_inline]] inline uint64_t flow_fp_v4(uint32_t src, uint32_t dst, uint32_t ports) noexcept {
+    const uint64_t w4 = uint64_t{ports} | uint64_t{net::kProtoTcp} << 32 | uint64_t{EDGE_FAMILY_V4} << 40;
+    uint64_t x = fmix(uint64_t{src} * 0x9e3779b97f4a7c15ULL ^ uint64_t{dst} * 0xc2b2ae3d27d4eb4fULL ^
+                      w4 * 0x165667b19e3779f9ULL);
+    return (x & ~uint64_t{3}) ? x & ~uint64_t{3} : 4;
+}
+
+// addr_hash of an IPv4 address from its wire bytes as loaded by load32.
+[[gnu::always_inline]] inline uint64_t addr_hash_v4(uint32_t wire) noexcept {
+    return fmix(uint64_t{wire} * 0x9e3779b97f4a7c15ULL ^ 0x632be59bd9b4e019ULL ^ static_cast<uint64_t>(net::Family::v4));
+}
+
 // The address with the bits after `len` cleared (a /len prefix's network address).
 net::IpAddr masked_addr(const net::IpAddr& a, int len) noexcept {
     if (a.is_v4()) {
@@ -66,17 +86,19 @@ void AddrTable<V>::grow() {
         slots_[i] = uint64_t{static_cast<uint32_t>(h >> 32)} << 32 | (n + 1);
     }
 }
+template <typename V>
+void AddrTable<V>::build_bits() {
+    size_t n = 64;
+    while (n < items_.size() * 16 && n < (size_t{1} << 30)) n <<= 1;
+    bits_.assign(n / 64, 0);
+    bits_mask_ = n - 1;
+    for (auto& e : items_) set_bit(addr_hash(e.addr));
+}
 template class AddrTable<uint64_t>;
 template class AddrTable<uint32_t>;
 
 void DistinctCounter::add(const net::IpAddr& a) noexcept { add_hash(addr_hash(a)); }
 
-void DistinctCounter::add_hash(uint64_t h) noexcept {
-    size_t idx = h >> 52;  // 12 bits
-    uint64_t rest = (h << 12) | (1ULL << 11);
-    uint8_t rank = static_cast<uint8_t>(__builtin_clzll(rest) + 1);
-    if (rank > reg_[idx]) reg_[idx] = rank;
-}
 
 double DistinctCounter::estimate() const noexcept {
     constexpr double m = 4096;
@@ -118,6 +140,10 @@ struct SynFloodDetector::Dst {
 
 SynFloodDetector::SynFloodDetector(SynFloodParams p) : p_(std::move(p)), srcs_(1 << 10) {
     promote_ = static_cast<uint32_t>(std::clamp(p_.src_floor_pps / 4, 1.0, 64.0));
+    const int len = p_.prefix4;
+    const uint32_t host = len <= 0 ? 0 : len >= 32 ? ~uint32_t{0} : ~uint32_t{0} << (32 - len);
+    const uint8_t m[4] = {uint8_t(host >> 24), uint8_t(host >> 16), uint8_t(host >> 8), uint8_t(host)};
+    mask4_ = load32(m);
 }
 
 uint32_t SynFloodDetector::SrcSketch::add(uint64_t h, uint32_t now) {
@@ -132,8 +158,8 @@ uint32_t SynFloodDetector::SrcSketch::add(uint64_t h, uint32_t now) {
         m = std::min<uint32_t>(m, c[i[r]]);
     }
     if (m < 65535) m++;
-    for (size_t r = 0; r < 4; r++)
-        if (c[i[r]] < m) c[i[r]] = static_cast<uint16_t>(m);
+    for (size_t r = 0; r < 4; r++)  // raise to m: a store without a (badly predicted) branch
+        c[i[r]] = static_cast<uint16_t>(std::max<uint32_t>(c[i[r]], m));
     return m;
 }
 SynFloodDetector::~SynFloodDetector() = default;
@@ -148,6 +174,19 @@ uint32_t SynFloodDetector::dst_index(const net::IpAddr& a) {
     }
     last_dst_ = *slot - 1;
     last_dst_addr_ = a;
+    return last_dst_;
+}
+
+uint32_t SynFloodDetector::dst_index_v4(uint32_t wire) {
+    if (last_dst_ != UINT32_MAX && AddrTable<uint32_t>::same_v4(last_dst_addr_, wire)) return last_dst_;
+    uint32_t* slot = dsts_.get_v4(wire, addr_hash_v4(wire));
+    if (!*slot) {
+        dst_list_.push_back(std::make_unique<Dst>());
+        dst_list_.back()->addr = AddrTable<uint32_t>::v4_addr(wire);
+        *slot = static_cast<uint32_t>(dst_list_.size());
+    }
+    last_dst_ = *slot - 1;
+    last_dst_addr_ = dst_list_[last_dst_]->addr;
     return last_dst_;
 }
 
@@ -175,8 +214,11 @@ uint64_t* SynFloodDetector::FlowSet::get(uint64_t fp, bool insert) {
 }
 
 void SynFloodDetector::FlowSet::rebuild(size_t nslots) {
-    std::vector<uint64_t> old(nslots, 0);
-    old.swap(slots_);
+    // The old slots go to spare_, whose memory the next rebuild reuses: under a flood
+    // the sampling level rises every few hundred thousand flows, at the same size.
+    spare_.assign(nslots, 0);
+    spare_.swap(slots_);
+    const std::vector<uint64_t>& old = spare_;
     size_t mask = slots_.size() - 1;
     size_ = 0;
     for (uint64_t s : old) {
@@ -200,8 +242,9 @@ uint32_t SynFloodDetector::second(int64_t ts_us) {
 }
 
 template <typename V>
-static void bump(std::vector<V>& v, uint32_t i, uint64_t by = 1) {
-    if (v.size() <= i) v.resize(i + 1);
+[[gnu::always_inline]] inline void bump(std::vector<V>& v, uint32_t i, uint64_t by = 1) {
+    if (v.size() <= i) [[unlikely]]
+        v.resize(i + 1);
     v[i] += static_cast<V>(by);
 }
 
@@ -330,6 +373,152 @@ void SynFloodDetector::add_impl(const P& p, int64_t ts_us, uint32_t wire_len) {
             dst_list_[dst_index(p.dst)]->completed += w;
             if (Src* s = srcs_.find(p.src, addr_hash(p.src))) s->completed += w;
         }
+    }
+}
+
+bool SynFloodDetector::add_frame(std::span<const uint8_t> d, net::LinkType link, int64_t ts_us, uint32_t wire_len) {
+    // The checks of parse_tcp4_fast, in the same order.
+    std::size_t off;
+    if (link == net::LinkType::ethernet) {
+        if (d.size() < 14 + 20 || d[12] != 0x08 || d[13] != 0x00) return false;
+        off = 14;
+    } else if (link == net::LinkType::raw_ip) {
+        if (d.size() < 20) return false;
+        off = 0;
+    } else {
+        return false;
+    }
+    const uint8_t* ip = d.data() + off;
+    if (ip[0] != 0x45 || ip[9] != net::kProtoTcp) return false;
+    const std::size_t total = std::size_t(ip[2]) << 8 | ip[3];
+    if (total < 20 || ((ip[6] & 0x3f) | ip[7]) != 0) return false;
+    const std::size_t cap = std::min(off + total, d.size()), pos = off + 20;
+    if (pos + 20 > cap) return false;
+    const uint8_t* th = d.data() + pos;
+    const std::size_t doff = std::size_t(th[12] >> 4) * 4;
+    if (doff < 20 || pos + doff > cap) return false;
+
+    // add_impl for an IPv4 TCP packet.
+    r_.packets++;
+    r_.bytes += wire_len;
+    const uint32_t sec = second(ts_us);
+    r_.tcp++;
+    const uint8_t f = th[13];
+    using TF = net::TcpFlags;
+    if ((f & TF::syn) && !(f & (TF::ack | TF::rst))) {
+        syn_v4(ip, th, sec, wire_len);
+        return true;
+    }
+    if ((f & TF::syn) && (f & TF::ack)) {
+        r_.syn_ack++;
+        Dst& dd = *dst_list_[dst_index_v4(load32(ip + 12))];  // the server answers
+        dd.syn_ack++;
+        bump(dd.sec_syn_ack, sec);
+        return true;
+    }
+    if (f & TF::rst) {
+        r_.rst++;
+        return true;
+    }
+    if ((f & TF::ack) && flows_.size()) {
+        const uint32_t src = load32(ip + 12), dst = load32(ip + 16);
+        uint64_t* fs = flows_.get(flow_fp_v4(src, dst, load32(th)), false);
+        if (fs && (*fs & 1) && !(*fs & 2)) {
+            *fs |= 2;
+            const uint32_t w = flows_.weight();
+            r_.completed += w;
+            dst_list_[dst_index_v4(dst)]->completed += w;
+            if (Src* s = srcs_.find_v4(src, addr_hash_v4(src))) s->completed += w;
+        }
+    }
+    return true;
+}
+
+void SynFloodDetector::prefetch_frame(std::span<const uint8_t> d, net::LinkType link) const noexcept {
+    std::size_t off;
+    if (link == net::LinkType::ethernet) {
+        if (d.size() < 14 + 20 + 20 || d[12] != 0x08 || d[13] != 0x00) return;
+        off = 14;
+    } else if (link == net::LinkType::raw_ip) {
+        if (d.size() < 20 + 20) return;
+        off = 0;
+    } else {
+        return;
+    }
+    const uint8_t* ip = d.data() + off;
+    if (ip[0] != 0x45 || ip[9] != net::kProtoTcp) return;
+    const uint8_t* th = ip + 20;
+    const uint8_t f = th[13];
+    using TF = net::TcpFlags;
+    const uint32_t src = load32(ip + 12), dst = load32(ip + 16);
+    if ((f & TF::syn) && !(f & (TF::ack | TF::rst))) {
+        flows_.prefetch(flow_fp_v4(src, dst, load32(th)));
+        const uint64_t hs = addr_hash_v4(src);
+        sketch_.prefetch(hs);
+        srcs_.prefetch(hs);
+        if (last_dst_ != UINT32_MAX && AddrTable<uint32_t>::same_v4(last_dst_addr_, dst)) {
+            const Dst& dd = *dst_list_[last_dst_];
+            dd.sources.prefetch(hs);
+            dd.prefixes.prefetch(addr_hash_v4(src & mask4_));
+        }
+    } else if ((f & (TF::syn | TF::rst | TF::ack)) == TF::ack && flows_.size()) {
+        flows_.prefetch(flow_fp_v4(src, dst, load32(th)));
+    }
+}
+
+// The SYN branch of add_impl for an IPv4 TCP packet (ip: its header, th: the TCP header).
+void SynFloodDetector::syn_v4(const uint8_t* ip, const uint8_t* th, uint32_t sec, uint32_t wire_len) {
+    r_.syn++;
+    const uint32_t src = load32(ip + 12), dst = load32(ip + 16);
+    const uint64_t fp = flow_fp_v4(src, dst, load32(th));
+    flows_.prefetch(fp);
+    const uint64_t hs = addr_hash_v4(src);
+    sketch_.prefetch(hs);
+    const uint32_t pfx = src & mask4_;
+    const uint64_t hn = addr_hash_v4(pfx);
+    const uint32_t di = dst_index_v4(dst);
+    Dst& d = *dst_list_[di];
+    d.sources.prefetch(hs);
+    d.prefixes.prefetch(hn);
+    d.syn++;
+    d.syn_bytes += wire_len;
+    bump(d.sec_syn, sec);
+    bump(d.sec_bytes, sec, wire_len);
+    const uint16_t dport = static_cast<uint16_t>(th[2] << 8 | th[3]);
+    if (!d.last_port_count || d.last_port != dport) {
+        d.last_port_count = &d.ports[dport];
+        d.last_port = dport;
+    }
+    ++*d.last_port_count;
+    d.ttl[ip[8]]++;
+    d.distinct.add_hash(hs);
+    if (uint64_t* c = d.sources.get_v4(src, hs, kMaxTracked)) ++*c;
+    if (uint64_t* c = d.prefixes.get_v4(pfx, hn, kMaxTracked)) ++*c;
+    all_sources_.add_hash(hs);
+    Src* s = srcs_.find_v4(src, hs);
+    if (!s && sketch_.add(hs, sec) >= promote_) {
+        s = srcs_.get_v4(src, hs);
+        s->first_sec = s->cur_sec = sec;
+        s->syn = s->syn_flows = s->cur = s->peak = promote_ - 1;
+    }
+    uint32_t new_flow = 0;
+    uint64_t* fs = flows_.get(fp, true);
+    if (fs && !(*fs & 1)) {
+        *fs |= 1;
+        new_flow = flows_.weight();
+        d.syn_flows += new_flow;
+        r_.syn_flows += new_flow;
+    }
+    if (s) {
+        s->syn++;
+        s->syn_flows += new_flow;
+        s->last_dst = di;
+        s->last_sec = sec;
+        if (sec != s->cur_sec) {
+            s->cur_sec = sec;
+            s->cur = 0;
+        }
+        if (++s->cur > s->peak) s->peak = s->cur;
     }
 }
 

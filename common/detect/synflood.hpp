@@ -17,6 +17,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -34,7 +35,12 @@ namespace edge::detect {
 class DistinctCounter {
 public:
     void add(const net::IpAddr& a) noexcept;
-    void add_hash(uint64_t h) noexcept;  // h = addr_hash(address)
+    void add_hash(uint64_t h) noexcept {  // h = addr_hash(address)
+        const size_t idx = h >> 52;        // 12 bits
+        const uint64_t rest = (h << 12) | (1ULL << 11);
+        const auto rank = static_cast<uint8_t>(__builtin_clzll(rest) + 1);
+        if (rank > reg_[idx]) reg_[idx] = rank;
+    }
     double estimate() const noexcept;
 
 private:
@@ -118,42 +124,87 @@ public:
         V value{};
     };
     explicit AddrTable(size_t initial = 64) { reset(initial); }
-    // The entry of `a` (hash h), inserted when missing unless the table holds `cap`
+    // The entry of `a` (hash h, which must be addr_hash(a): growing and the filter
+    // below rehash with it), inserted when missing unless the table holds `cap`
     // entries already (then nullptr).
     V* get(const net::IpAddr& a, uint64_t h, size_t cap = SIZE_MAX) {
+        return get_if(h, cap, [&](const net::IpAddr& e) { return same(e, a); }, [&] { return a; });
+    }
+    V* find(const net::IpAddr& a, uint64_t h) {
+        return find_if(h, [&](const net::IpAddr& e) { return same(e, a); });
+    }
+    // The same for an IPv4 address given as its 4 wire-order bytes loaded into a
+    // uint32_t (memcpy), without building an IpAddr unless it is inserted.
+    V* get_v4(uint32_t wire, uint64_t h, size_t cap = SIZE_MAX) {
+        return get_if(h, cap, [&](const net::IpAddr& e) { return same_v4(e, wire); }, [&] { return v4_addr(wire); });
+    }
+    V* find_v4(uint32_t wire, uint64_t h) {
+        return find_if(h, [&](const net::IpAddr& e) { return same_v4(e, wire); });
+    }
+    void prefetch(uint64_t h) const noexcept {
+        __builtin_prefetch(&slots_[h & mask_]);
+        if (!bits_.empty()) __builtin_prefetch(&bits_[bit_of(h) >> 6]);
+    }
+    size_t size() const noexcept { return items_.size(); }
+    const std::vector<Entry>& entries() const noexcept { return items_; }
+    std::vector<Entry>& entries() noexcept { return items_; }
+
+    static net::IpAddr v4_addr(uint32_t wire) {
+        uint8_t b[4];
+        std::memcpy(b, &wire, 4);
+        return net::IpAddr::v4(std::array<uint8_t, 4>{b[0], b[1], b[2], b[3]});
+    }
+    // IpAddr's operator== (family and all 16 bytes), without a memcmp call.
+    static bool same(const net::IpAddr& x, const net::IpAddr& y) noexcept {
+        uint64_t a[2], b[2];
+        std::memcpy(a, x.raw().data(), 16);
+        std::memcpy(b, y.raw().data(), 16);
+        return x.family() == y.family() && ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
+    }
+    // An IPv4 IpAddr keeps its last 12 bytes zero: the first 4 decide.
+    static bool same_v4(const net::IpAddr& x, uint32_t wire) noexcept {
+        uint32_t a;
+        std::memcpy(&a, x.raw().data(), 4);
+        return x.is_v4() && a == wire;
+    }
+
+private:
+    template <typename Eq, typename Make>
+    V* get_if(uint64_t h, size_t cap, Eq&& eq, Make&& make) {
+        if (!bits_.empty() && !has_bit(h) && items_.size() >= cap) return nullptr;  // absent, and full
         size_t i = h & mask_;
         const uint32_t tag = static_cast<uint32_t>(h >> 32);
         while (uint64_t s = slots_[i]) {
             if (static_cast<uint32_t>(s >> 32) == tag) {
                 Entry& e = items_[static_cast<uint32_t>(s) - 1];
-                if (e.addr == a) return &e.value;
+                if (eq(e.addr)) return &e.value;
             }
             i = (i + 1) & mask_;
         }
-        if (items_.size() >= cap) return nullptr;
-        items_.push_back(Entry{a, V{}});
+        if (items_.size() >= cap) {
+            if (bits_.empty()) build_bits();
+            return nullptr;
+        }
+        items_.push_back(Entry{make(), V{}});
         slots_[i] = uint64_t{tag} << 32 | items_.size();
+        if (!bits_.empty()) set_bit(h);
         if (items_.size() * 2 > slots_.size()) grow();
         return &items_.back().value;
     }
-    V* find(const net::IpAddr& a, uint64_t h) {
+    template <typename Eq>
+    V* find_if(uint64_t h, Eq&& eq) {
+        if (!bits_.empty() && !has_bit(h)) return nullptr;
         size_t i = h & mask_;
         const uint32_t tag = static_cast<uint32_t>(h >> 32);
         while (uint64_t s = slots_[i]) {
             if (static_cast<uint32_t>(s >> 32) == tag) {
                 Entry& e = items_[static_cast<uint32_t>(s) - 1];
-                if (e.addr == a) return &e.value;
+                if (eq(e.addr)) return &e.value;
             }
             i = (i + 1) & mask_;
         }
         return nullptr;
     }
-    void prefetch(uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
-    size_t size() const noexcept { return items_.size(); }
-    const std::vector<Entry>& entries() const noexcept { return items_; }
-    std::vector<Entry>& entries() noexcept { return items_; }
-
-private:
     void reset(size_t cap) {
         size_t c = 16;
         while (c < cap * 2) c <<= 1;
@@ -161,6 +212,16 @@ private:
         mask_ = c - 1;
     }
     void grow();
+    // A table at its cap still answers every lookup, and under a spoofed flood most
+    // ask for addresses it does not hold: probing to an empty slot each time costs
+    // cache misses and mispredicted branches. From the first refused insert on, one
+    // bit per hash (16 bits per entry, ~6% false positives) says "certainly absent".
+    void build_bits();
+    size_t bit_of(uint64_t h) const noexcept { return (h >> 12) & bits_mask_; }
+    bool has_bit(uint64_t h) const noexcept { return bits_[bit_of(h) >> 6] >> (bit_of(h) & 63) & 1; }
+    void set_bit(uint64_t h) noexcept { bits_[bit_of(h) >> 6] |= uint64_t{1} << (bit_of(h) & 63); }
+    std::vector<uint64_t> bits_;
+    size_t bits_mask_ = 0;
     std::vector<uint64_t> slots_;
     std::vector<Entry> items_;
     size_t mask_ = 0;
@@ -190,6 +251,14 @@ public:
     ~SynFloodDetector();
     void add(const net::Packet& p, int64_t ts_us, uint32_t wire_len);
     void add(const SynPacket& p, int64_t ts_us, uint32_t wire_len);
+    // The lean path for the common frame, parsing and counting in one step: for every
+    // frame parse_tcp4_fast accepts, the same as parse_tcp4_fast + add(SynPacket), and
+    // true. False for every other frame, which is then not counted: parse it with
+    // net::parse_packet and call add(Packet).
+    bool add_frame(std::span<const uint8_t> d, net::LinkType link, int64_t ts_us, uint32_t wire_len);
+    // A hint, no effect on results: a frame that add_frame will see a few frames from
+    // now has the table slots it will touch fetched into the cache meanwhile.
+    void prefetch_frame(std::span<const uint8_t> d, net::LinkType link) const noexcept;
     SynReport finish();
 
 private:
@@ -219,7 +288,7 @@ private:
     private:
         bool kept(uint64_t fp) const noexcept { return level_ == 0 || (fp >> (64 - level_)) == 0; }
         void rebuild(size_t nslots);
-        std::vector<uint64_t> slots_;
+        std::vector<uint64_t> slots_, spare_;
         size_t size_ = 0;
         unsigned level_ = 0;
     };
@@ -238,6 +307,8 @@ private:
     template <typename P>
     void add_impl(const P& p, int64_t ts_us, uint32_t wire_len);
     uint32_t dst_index(const net::IpAddr& a);
+    uint32_t dst_index_v4(uint32_t wire);
+    void syn_v4(const uint8_t* ip, const uint8_t* th, uint32_t sec, uint32_t wire_len);
     uint32_t second(int64_t ts_us);
 
     SynFloodParams p_;
@@ -251,6 +322,7 @@ private:
     AddrTable<Src> srcs_;
     SrcSketch sketch_;
     uint32_t promote_ = 1;
+    uint32_t mask4_ = 0;  // the /prefix4 netmask, wire order loaded into a uint32_t
     DistinctCounter all_sources_;
     FlowSet flows_;
     SynReport r_;

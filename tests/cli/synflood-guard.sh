@@ -91,6 +91,17 @@ expect_rc 1
 run $SFG -j detect --pcap "$T/spoofed.pcap" --filter 'not dst port 80'
 expect_rc 0
 
+case_ "the same records whichever way the capture is read (mapped file with look-ahead, stdin frame by frame)"
+for c in spoofed single normal spoofed6; do
+    run $SFG -j detect --pcap "$T/$c.pcap" --series
+    cp "$OUT" "$T/$c.mapped"
+    rc_mapped=$rc
+    run_stdin "$T/$c.pcap" $SFG -j detect --pcap - --series
+    [ "$rc" = "$rc_mapped" ] || fail "$c: exit $rc_mapped from the file, $rc from stdin"
+    cmp -s "$OUT" "$T/$c.mapped" || fail "$c: records differ between file and stdin: $(diff "$T/$c.mapped" "$OUT" | head -c 600)"
+done
+jq -s -e 'map(select(.type=="flood")) | length >= 1' "$T/spoofed.mapped" >/dev/null || fail "no flood in the comparison"
+
 case_ "bad input: truncated capture (exit 2, records still out), not a capture, missing file, bad options"
 head -c 900000 "$T/spoofed.pcap" >"$T/cut.pcap"
 run $SFG -j detect --pcap "$T/cut.pcap"

@@ -2,6 +2,7 @@
 // in memory (spoofed and single-source floods, flash crowds, baselines, mitigations).
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <random>
 
 #include "detect/synflood.hpp"
@@ -245,4 +246,192 @@ TEST_CASE("a heavy source hidden in a spoofed flood is found (sketch promotion),
     int sources = 0;
     for (auto& f : r.floods) sources += f.kind == "source";
     CHECK(sources == 1);
+}
+
+namespace {
+void check_same_flood(const edge::detect::Flood& a, const edge::detect::Flood& b) {
+    CHECK(a.kind == b.kind);
+    CHECK(a.dst == b.dst);
+    CHECK(a.src == b.src);
+    CHECK(a.dst_ports == b.dst_ports);
+    CHECK(a.start_us == b.start_us);
+    CHECK(a.end_us == b.end_us);
+    CHECK(a.syn == b.syn);
+    CHECK(a.syn_flows == b.syn_flows);
+    CHECK(a.syn_ack == b.syn_ack);
+    CHECK(a.completed == b.completed);
+    CHECK(a.half_open == b.half_open);
+    CHECK(a.peak_syn_pps == b.peak_syn_pps);
+    CHECK(a.peak_bps == b.peak_bps);
+    CHECK(a.baseline_pps == b.baseline_pps);
+    CHECK(a.distinct_sources == b.distinct_sources);
+    CHECK(a.ttl_distinct == b.ttl_distinct);
+    CHECK(a.ttl_stdev == b.ttl_stdev);
+    CHECK(a.spoofing_signs == b.spoofing_signs);
+    CHECK(a.top_source_share == b.top_source_share);
+    REQUIRE(a.top_sources.size() == b.top_sources.size());
+    for (size_t i = 0; i < a.top_sources.size(); i++) {
+        CHECK(a.top_sources[i].key == b.top_sources[i].key);
+        CHECK(a.top_sources[i].syn == b.top_sources[i].syn);
+    }
+    REQUIRE(a.top_prefixes.size() == b.top_prefixes.size());
+    for (size_t i = 0; i < a.top_prefixes.size(); i++) {
+        CHECK(a.top_prefixes[i].key == b.top_prefixes[i].key);
+        CHECK(a.top_prefixes[i].syn == b.top_prefixes[i].syn);
+    }
+}
+
+void check_same_report(const edge::detect::SynReport& a, const edge::detect::SynReport& b) {
+    CHECK(a.packets == b.packets);
+    CHECK(a.bytes == b.bytes);
+    CHECK(a.tcp == b.tcp);
+    CHECK(a.syn == b.syn);
+    CHECK(a.syn_ack == b.syn_ack);
+    CHECK(a.rst == b.rst);
+    CHECK(a.completed == b.completed);
+    CHECK(a.destinations == b.destinations);
+    CHECK(a.sources == b.sources);
+    CHECK(a.syn_flows == b.syn_flows);
+    CHECK(a.flow_sample_rate == b.flow_sample_rate);
+    CHECK(a.seconds == b.seconds);
+    REQUIRE(a.floods.size() == b.floods.size());
+    for (size_t i = 0; i < a.floods.size(); i++) check_same_flood(a.floods[i], b.floods[i]);
+    REQUIRE(a.mitigations.size() == b.mitigations.size());
+    for (size_t i = 0; i < a.mitigations.size(); i++) {
+        CHECK(a.mitigations[i].action == b.mitigations[i].action);
+        CHECK(a.mitigations[i].prefix == b.mitigations[i].prefix);
+        CHECK(a.mitigations[i].source == b.mitigations[i].source);
+        CHECK(a.mitigations[i].dst_ports == b.mitigations[i].dst_ports);
+    }
+    REQUIRE(a.series.size() == b.series.size());
+    for (size_t i = 0; i < a.series.size(); i++) {
+        CHECK(a.series[i].dst == b.series[i].dst);
+        CHECK(a.series[i].syn == b.series[i].syn);
+        CHECK(a.series[i].syn_ack == b.series[i].syn_ack);
+        CHECK(a.series[i].syn_bytes == b.series[i].syn_bytes);
+    }
+}
+
+struct TestFrame {
+    std::vector<uint8_t> bytes;
+    int64_t ts;
+};
+
+// A capture's worth of frames: handshakes to a few servers, a spoofed flood big enough
+// for the capped per-destination tables and the sampled flow table, a heavy source, and
+// frames the lean path must leave to the full parser (VLAN, IPv4 options, fragments,
+// IPv6, UDP, cut short).
+std::vector<TestFrame> mixed_frames(bool ethernet, uint32_t flood) {
+    std::mt19937 rng(11);
+    std::vector<TestFrame> v;
+    const Mac m1{{2, 0, 0, 0, 0, 1}}, m2{{2, 0, 0, 0, 0, 2}};
+    IpAddr victim = ip("203.0.113.10"), heavy = ip("198.51.100.66");
+    auto add = [&](const IpAddr& s, uint16_t sp, const IpAddr& d, uint16_t dp, uint8_t flags, int64_t ts, int odd) {
+        PacketBuilder b;
+        if (ethernet) b.eth(m1, m2);
+        if (ethernet && odd == 1) b.vlan(7);
+        if (s.is_v4()) b.ipv4(s, d);
+        else b.ipv6(s, d);
+        if (odd == 2) b.ipv4_options({1, 1, 1, 1});
+        if (odd == 3) b.fragment(0, true, 9);
+        b.ttl(uint8_t(20 + rng() % 200));
+        if (odd == 4) b.udp(sp, dp);
+        else b.tcp(sp, dp).flags(flags);
+        if (odd == 5) b.tcp_options({2, 4, 5, 180});
+        auto bytes = b.build();
+        if (odd == 6) bytes.resize(std::min<size_t>(bytes.size(), (ethernet ? 14 : 0) + 20 + 10 + rng() % 20));
+        v.push_back({std::move(bytes), ts});
+    };
+    for (uint32_t i = 0; i < flood; i++) {
+        int64_t ts = t0 + int64_t(i) * 20;  // 50k packets/s
+        int odd = i % 97 == 0 ? int(1 + rng() % 6) : 0;
+        IpAddr s = IpAddr::v4(0x0b000000u + rng() % 0xffffff);
+        uint16_t sp = uint16_t(1024 + rng() % 60000);
+        add(s, sp, victim, 80, TcpFlags::syn, ts, odd);
+        if (i % 5 == 0) add(s, sp, victim, 80, TcpFlags::ack, ts + 3, 0);
+        if (i % 9 == 0) add(victim, 80, s, sp, TcpFlags::syn | TcpFlags::ack, ts + 2, 0);
+        if (i % 31 == 0) add(s, sp, victim, 80, TcpFlags::rst, ts + 4, 0);
+        if (i % 10 == 0) add(heavy, uint16_t(2000 + i % 50000), victim, 443, TcpFlags::syn, ts + 1, 0);
+        if (i % 50 == 0) {  // a normal client of another server, and one over IPv6
+            IpAddr c = IpAddr::v4(0x0a000000u + i % 200), srv = ip("192.0.2.80");
+            add(c, uint16_t(i % 65536), srv, 443, TcpFlags::syn, ts + 5, 0);
+            add(srv, 443, c, uint16_t(i % 65536), TcpFlags::syn | TcpFlags::ack, ts + 6, 0);
+            add(c, uint16_t(i % 65536), srv, 443, TcpFlags::ack, ts + 7, 0);
+            add(ip("2001:db8::5"), uint16_t(i % 65536), ip("2001:db8::80"), 443, TcpFlags::syn, ts + 8, 0);
+        }
+    }
+    return v;
+}
+}  // namespace
+
+TEST_CASE("add_frame (lean IPv4/TCP path, with prefetch hints) counts exactly as parse_packet + add") {
+    for (bool ethernet : {true, false}) {
+        CAPTURE(ethernet);
+        const LinkType link = ethernet ? LinkType::ethernet : LinkType::raw_ip;
+        auto frames = mixed_frames(ethernet, ethernet ? 100000 : 20000);
+        edge::detect::SynFloodParams params;
+        params.baseline_pps = 0;  // all flood: the floor decides
+        SynFloodDetector lean(params), full(params);
+        size_t fast = 0, slow = 0, disagree = 0;
+        for (size_t i = 0; i < frames.size(); i++) {
+            const auto& f = frames[i];
+            if (i + 3 < frames.size()) lean.prefetch_frame(frames[i + 3].bytes, link);
+            edge::detect::SynPacket sp;
+            const bool accepted = lean.add_frame(f.bytes, link, f.ts, uint32_t(f.bytes.size()));
+            disagree += accepted != edge::detect::parse_tcp4_fast(f.bytes, link, sp);
+            Packet p = parse_packet(f.bytes, link, {false});
+            if (!accepted && p.ok()) lean.add(p, f.ts, uint32_t(f.bytes.size()));
+            if (p.ok()) full.add(p, f.ts, uint32_t(f.bytes.size()));
+            (accepted ? fast : slow)++;
+        }
+        CHECK(disagree == 0);     // add_frame takes what parse_tcp4_fast takes
+        CHECK(fast > slow * 10);  // most frames took the lean path
+        CHECK(slow > 100);        // and the odd ones did not
+        auto a = lean.finish(), b = full.finish();
+        if (ethernet) {  // the big run reaches the capped tables, sampling and promotion
+            CHECK(a.flow_sample_rate < 1);
+            REQUIRE(a.floods.size() >= 2);
+            CHECK(a.floods[0].distinct_sources > 4096);
+            bool heavy = false;
+            for (auto& f : a.floods) heavy |= f.kind == "source" && f.src == ip("198.51.100.66");
+            CHECK(heavy);
+        }
+        check_same_report(a, b);
+    }
+}
+
+TEST_CASE("AddrTable at its cap: lookups of held keys still succeed, absent ones fail, a higher cap inserts") {
+    edge::detect::AddrTable<uint64_t> t;
+    const size_t cap = 1000;
+    auto key = [](uint32_t i) { return IpAddr::v4(0x0c000000u + i * 7u); };
+    for (uint32_t i = 0; i < 5000; i++) {
+        IpAddr a = key(i);
+        if (uint64_t* v = t.get(a, edge::detect::addr_hash(a), cap)) *v = i + 1;
+    }
+    CHECK(t.size() == cap);
+    int wrong = 0;
+    for (uint32_t i = 0; i < 5000; i++) {
+        IpAddr a = key(i);
+        uint32_t w = 0;
+        std::memcpy(&w, a.raw().data(), 4);
+        uint64_t* v = t.find(a, edge::detect::addr_hash(a));
+        uint64_t* v4 = t.find_v4(w, edge::detect::addr_hash(a));
+        uint64_t* g = t.get_v4(w, edge::detect::addr_hash(a), cap);
+        if (i < cap) wrong += !v || *v != i + 1 || v4 != v || g != v;
+        else wrong += v != nullptr || v4 != nullptr || g != nullptr;
+    }
+    CHECK(wrong == 0);
+    CHECK(t.size() == cap);
+    // past the cap (a larger one): new keys go in and are found
+    for (uint32_t i = 5000; i < 5100; i++) {
+        IpAddr a = key(i);
+        *t.get(a, edge::detect::addr_hash(a), cap + 100) = i + 1;
+    }
+    for (uint32_t i = 5000; i < 5100; i++) {
+        IpAddr a = key(i);
+        uint64_t* v = t.find(a, edge::detect::addr_hash(a));
+        wrong += !v || *v != i + 1;
+    }
+    CHECK(wrong == 0);
+    CHECK(t.size() == cap + 100);
 }
