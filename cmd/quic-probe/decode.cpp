@@ -571,6 +571,11 @@ struct FieldSink {
             JsonOut(*o, true).string(v);
             return;
         }
+        // Mostly nothing to escape: appended whole.
+        if (std::none_of(v.begin(), v.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f || ch == '\\'; })) {
+            o->append(v);
+            return;
+        }
         for (unsigned char ch : v) {
             if (ch < 0x20 || ch == 0x7f || ch == '\\') {
                 char b[8];
@@ -1010,6 +1015,9 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         for (unsigned i = 0; i < shards; ++i) {
             trackers.push_back(std::make_unique<q::ConnectionTracker>(topts));
             trackers.back()->enable_shard_log();
+            // A handshake is at least a 1200-byte client Initial and, mostly, a server
+            // Initial as big: pre-size each shard's indexes for that many connections.
+            trackers.back()->reserve(reader->size() / 2000 / shards);
         }
         st = sharded_scan(*reader, trackers, not_udp, fragments, t_first);
         std::vector<const q::ConnectionTracker*> v;
@@ -1087,35 +1095,19 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
 
     if (o.packets && !out.json() && !conns.empty()) out.line("");
     std::uint64_t with_hello = 0, decrypt_failed = 0, no_keys = 0;
-    if (!fields.empty()) {
-        // Just the chosen fields, one line per connection (like tshark -T fields), and no
-        // summary record.
-        std::string buf;
-        buf.reserve(1u << 20);
-        for (const auto* c : conns) {
-            fields_line(*c, fields, out.json(), buf);
-            if (buf.size() >= (1u << 20) - 4096) {
-                std::fwrite(buf.data(), 1, buf.size(), stdout);
-                buf.clear();
-            }
-            with_hello += c->has_client_hello;
-            decrypt_failed += c->decrypt_failed;
-        }
-        std::fwrite(buf.data(), 1, buf.size(), stdout);
-        std::fflush(stdout);
-    } else if (out.json()) {
-        // All records are ready at once here: written in large blocks (per-record flushes,
-        // what out.emit does for streaming, would only add system calls), built by several
-        // threads on big captures, a chunk of connections at a time, in order.
+    // All records are ready at once here: written in large blocks (per-record flushes,
+    // what out.emit does for streaming, would only add system calls), built by several
+    // threads on big captures, a chunk of connections at a time, in order.
+    auto write_all = [&](std::size_t bytes_each, auto&& one) {
         const unsigned threads = conns.size() >= 4096 ? edge::pcap::scan_threads(4) : 1;
         constexpr std::size_t chunk = 4096;
         std::vector<std::string> bufs(threads);
-        for (auto& b : bufs) b.reserve(std::min(conns.size(), chunk) / threads * 2500);
+        for (auto& b : bufs) b.reserve(std::min(conns.size(), chunk) / threads * bytes_each);
         for (std::size_t base = 0; base < conns.size(); base += chunk) {
             const std::size_t end = std::min(conns.size(), base + chunk), per = (end - base + threads - 1) / threads;
             auto build = [&](unsigned t) {
                 bufs[t].clear();
-                for (std::size_t i = base + t * per; i < std::min(end, base + (t + 1) * per); ++i) connection_json(*conns[i], bufs[t]);
+                for (std::size_t i = base + t * per; i < std::min(end, base + (t + 1) * per); ++i) one(*conns[i], bufs[t]);
             };
             std::vector<std::thread> pool;
             for (unsigned t = 1; t < threads; ++t) pool.emplace_back(build, t);
@@ -1124,6 +1116,18 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
             for (const auto& b : bufs) std::fwrite(b.data(), 1, b.size(), stdout);
         }
         std::fflush(stdout);
+    };
+    if (!fields.empty()) {
+        // Just the chosen fields, one line per connection (like tshark -T fields), and no
+        // summary record.
+        const bool json = out.json();
+        write_all(64 * fields.size(), [&](const q::Connection& c, std::string& buf) { fields_line(c, fields, json, buf); });
+        for (const auto* c : conns) {
+            with_hello += c->has_client_hello;
+            decrypt_failed += c->decrypt_failed;
+        }
+    } else if (out.json()) {
+        write_all(2500, [](const q::Connection& c, std::string& buf) { connection_json(c, buf); });
     }
     for (const auto& c : conns) {
         if (!fields.empty()) break;

@@ -78,10 +78,17 @@ void parse_encrypted_extensions(Connection& c, Bytes msg) {
 
 }  // namespace
 
-ByteKeyIndex::ByteKeyIndex() : slots_(1024) {
+ByteKeyIndex::ByteKeyIndex() {
     // Keys come from the capture: a per-process seed keeps crafted CIDs from colliding.
     std::random_device rd;
     seed_ = (std::uint64_t{rd()} << 32) ^ rd();
+    resize(1024);
+}
+
+void ByteKeyIndex::resize(std::size_t slots) {
+    slots_.assign(slots, 0);
+    nslots_ = slots;
+    for (std::size_t i = 0; i < used_; ++i) place(entry(i).hash, i);
 }
 
 std::uint64_t ByteKeyIndex::hash(Bytes key) const noexcept {
@@ -106,60 +113,66 @@ std::uint64_t ByteKeyIndex::hash(Bytes key) const noexcept {
 const std::uint32_t* ByteKeyIndex::find(Bytes key) const noexcept {
     if (key.size() > kMaxKey) return nullptr;
     const std::uint64_t h = hash(key);
-    const std::size_t mask = slots_.size() - 1;
+    const std::uint64_t tag = h >> 32;
+    const std::size_t mask = nslots_ - 1;
     for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-        const Slot& s = slots_[i];
-        if (s.len == 0xff) return nullptr;
-        if (s.hash == h && s.len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0) return &s.value;
+        const std::uint64_t s = slots_[i];
+        if (s == 0) return nullptr;
+        if ((s >> 32) != tag) continue;
+        const Entry& e = entry(static_cast<std::uint32_t>(s) - 1u);
+        if (e.len == key.size() && (key.empty() || std::memcmp(e.key, key.data(), key.size()) == 0)) return &e.value;
     }
+}
+
+void ByteKeyIndex::place(std::uint64_t h, std::size_t entry_index) noexcept {
+    const std::size_t mask = nslots_ - 1;
+    std::size_t i = h & mask;
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = ((h >> 32) << 32) | (entry_index + 1);
 }
 
 void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
     if (key.size() > kMaxKey) return;
-    if ((used_ + 1) * 4 > slots_.size() * 3) grow();
     const std::uint64_t h = hash(key);
-    const std::size_t mask = slots_.size() - 1;
+    const std::uint64_t tag = h >> 32;
+    const std::size_t mask = nslots_ - 1;
     for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-        Slot& s = slots_[i];
-        if (s.len == 0xff) {
-            s.hash = h;
-            s.len = static_cast<std::uint8_t>(key.size());
-            std::memcpy(s.key, key.data(), key.size());
-            s.value = value;
-            used_++;
-            return;
-        }
-        if (s.hash == h && s.len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0) {
-            s.value = value;
+        const std::uint64_t s = slots_[i];
+        if (s == 0) break;
+        if ((s >> 32) != tag) continue;
+        Entry& e = entry(static_cast<std::uint32_t>(s) - 1u);
+        if (e.len == key.size() && (key.empty() || std::memcmp(e.key, key.data(), key.size()) == 0)) {
+            e.value = value;
             return;
         }
     }
+    if (used_ >= 0xfffffffeu) return;  // entry numbers are 32-bit (values are too)
+    if ((used_ + 1) * 4 > nslots_ * 3) resize(nslots_ * 2);
+    if ((used_ >> kChunkBits) == chunks_.size()) {
+        chunks_.push_back(std::make_unique_for_overwrite<Entry[]>(std::size_t{1} << kChunkBits));
+    }
+    Entry& e = entry(used_);
+    e.hash = h;
+    e.value = value;
+    e.len = static_cast<std::uint8_t>(key.size());
+    if (!key.empty()) std::memcpy(e.key, key.data(), key.size());
+    place(h, used_);
+    used_++;
 }
 
 void ByteKeyIndex::reserve(std::size_t n) {
-    std::size_t want = slots_.size();
+    std::size_t want = nslots_;
     while (n * 4 > want * 3) want *= 2;
-    if (want == slots_.size()) return;
-    if (used_ == 0) {
-        slots_ = std::vector<Slot>(want);
-        return;
-    }
-    while (slots_.size() < want) grow();
-}
-
-void ByteKeyIndex::grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
-    for (const Slot& s : old) {
-        if (s.len == 0xff) continue;
-        std::size_t i = s.hash & mask;
-        while (slots_[i].len != 0xff) i = (i + 1) & mask;
-        slots_[i] = s;
-    }
+    if (want != nslots_) resize(want);
 }
 
 ConnectionTracker::ConnectionTracker(TrackerOptions opts) : opts_(std::move(opts)) {}
+
+void ConnectionTracker::reserve(std::size_t n) {
+    conns_.reserve(n);
+    by_tuple_.reserve(n);
+    by_cid_.reserve(3 * n);
+}
 
 bool ConnectionTracker::is_quic_port(std::uint16_t port) const noexcept {
     return std::find(opts_.ports.begin(), opts_.ports.end(), port) != opts_.ports.end();
@@ -255,7 +268,9 @@ void ConnectionTracker::index_tuple(Connection& c, const net::Endpoint& a, const
 
 void ConnectionTracker::add_cid(Connection& c, std::vector<Cid>& list, Bytes cid, bool index) {
     if (index) index_cid(c, cid);
-    if (!contains(list, cid)) list.emplace_back(cid.begin(), cid.end());
+    if (contains(list, cid)) return;
+    if (list.empty()) list.reserve(2);  // most lists get one or two
+    list.emplace_back(cid.begin(), cid.end());
 }
 
 Connection* ConnectionTracker::create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst,
@@ -312,8 +327,8 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
         return FeedResult::not_quic;
     };
     if (payload.empty()) return reject();
-    auto dg = split_datagram(payload, 0);
-    if (!dg) return reject();
+    Datagram* const dg = &dg_;
+    if (split_datagram(payload, 0, *dg) != Error::ok) return reject();
     const PacketHeader& h0 = dg->packets.front();
 
     // Is this QUIC at all?
@@ -689,6 +704,27 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
     handle_frames(c, d, space, ts, opened.payload, rec);
 }
 
+bool ConnectionTracker::take_client_hello(Connection& c, Bytes msg) {
+    if (opts_.client_hello_only) {
+        // Nothing but the SNI and ALPN is read in this mode: parsed in place into scratch
+        // storage (no copy of the message, no per-connection lists), and the Initial keys
+        // freed (no more Initials get opened) so later connections reuse the memory.
+        if (parse_client_hello(msg, ch_scratch_) != Error::ok) return false;
+        c.client_hello.sni = ch_scratch_.sni;
+        c.client_hello.alpn = ch_scratch_.alpn;
+        c.client_hello.random = ch_scratch_.random;
+        c.has_client_hello = true;
+        std::vector<Connection::InitialSet>().swap(c.initial_keys_);
+        return true;
+    }
+    c.ch_bytes_.assign(msg.begin(), msg.end());
+    auto ch = parse_client_hello(c.ch_bytes_);
+    if (!ch) return false;
+    c.client_hello = std::move(ch.value);
+    c.has_client_hello = true;
+    return true;
+}
+
 void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload,
                                       PacketRecord* rec) {
     const bool cs = d == Dir::to_server;
@@ -706,6 +742,15 @@ void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int6
                 if (space == kApp || (space == kHandshake && cs)) break;
                 if (space == kInitial && (cs ? c.has_client_hello : c.has_server_hello)) break;
                 if (space == kHandshake && c.has_encrypted_extensions) break;
+                // The usual client Initial: the whole ClientHello in one CRYPTO frame at
+                // offset 0. Read from the frame itself, with no reassembly buffer (what the
+                // walk below would do with the same bytes). Anything else, or a ClientHello
+                // that does not parse, takes the general path.
+                if (space == kInitial && cs && !c.crypto_[di][space] && f.crypto_offset == 0 &&
+                    f.data.size() <= CryptoReassembler().cap()) {
+                    auto m = next_handshake_message(f.data);
+                    if (m && m->type == tls::kClientHello && take_client_hello(c, f.data.first(m->size))) break;
+                }
                 {
                     auto& rs = c.crypto_[di][space];
                     if (!rs) rs = std::make_unique<CryptoReassembler>();
@@ -744,27 +789,8 @@ void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int6
         if (!m) break;  // wait for more
         Bytes whole = stream.subspan(consumed, m->size);
         consumed += m->size;
-        if (space == kInitial && cs && m->type == tls::kClientHello && !c.has_client_hello && opts_.client_hello_only) {
-            // Nothing but the SNI and ALPN is read in this mode: parsed in place into scratch
-            // storage (no copy of the message, no per-connection lists), and the Initial keys
-            // freed (no more Initials get opened) so later connections reuse the memory.
-            if (parse_client_hello(whole, ch_scratch_) == Error::ok) {
-                c.client_hello.sni = ch_scratch_.sni;
-                c.client_hello.alpn = ch_scratch_.alpn;
-                c.client_hello.random = ch_scratch_.random;
-                c.has_client_hello = true;
-                std::vector<Connection::InitialSet>().swap(c.initial_keys_);
-            } else {
-                note(rec, "malformed ClientHello");
-            }
-        } else if (space == kInitial && cs && m->type == tls::kClientHello && !c.has_client_hello) {
-            c.ch_bytes_.assign(whole.begin(), whole.end());
-            if (auto ch = parse_client_hello(c.ch_bytes_)) {
-                c.client_hello = std::move(ch.value);
-                c.has_client_hello = true;
-            } else {
-                note(rec, "malformed ClientHello");
-            }
+        if (space == kInitial && cs && m->type == tls::kClientHello && !c.has_client_hello) {
+            if (!take_client_hello(c, whole)) note(rec, "malformed ClientHello");
         } else if (space == kInitial && !cs && m->type == tls::kServerHello && !c.has_server_hello) {
             std::vector<std::uint8_t> bytes(whole.begin(), whole.end());
             if (auto sh = parse_server_hello(bytes)) {

@@ -8,7 +8,9 @@
 // Nothing here trusts the input: garbage is counted, never fatal.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <iterator>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -26,7 +28,63 @@
 
 namespace edge::quic {
 
-using Cid = std::vector<std::uint8_t>;
+// A connection ID. Up to 20 bytes (QUIC v1 and v2) it is kept inline: a connection's
+// CIDs and CID lists cost no allocation each. Longer ones (a long header of an unknown
+// version may carry up to 255 bytes) go to the heap.
+class Cid {
+public:
+    Cid() = default;
+    template <typename It>
+    Cid(It first, It last) {
+        assign(first, last);
+    }
+    Cid(const std::vector<std::uint8_t>& v) { assign(v.begin(), v.end()); }  // NOLINT: implicit, like the vector it was
+    Cid(const Cid& o) { assign(o.begin(), o.end()); }
+    Cid(Cid&& o) noexcept { *this = std::move(o); }
+    Cid& operator=(const Cid& o) {
+        if (this != &o) assign(o.begin(), o.end());
+        return *this;
+    }
+    Cid& operator=(Cid&& o) noexcept {
+        if (this == &o) return *this;
+        delete[] heap_;
+        heap_ = o.heap_;
+        size_ = o.size_;
+        if (!heap_) std::copy(o.inline_, o.inline_ + size_, inline_);
+        o.heap_ = nullptr;
+        o.size_ = 0;
+        return *this;
+    }
+    ~Cid() { delete[] heap_; }
+    template <typename It>
+    void assign(It first, It last) {
+        const auto n = static_cast<std::size_t>(std::distance(first, last));
+        std::uint8_t* to = inline_;
+        if (n > kInline) to = new std::uint8_t[n];
+        std::copy(first, last, to);
+        delete[] heap_;
+        heap_ = n > kInline ? to : nullptr;
+        size_ = n;
+    }
+    const std::uint8_t* data() const noexcept { return heap_ ? heap_ : inline_; }
+    const std::uint8_t* begin() const noexcept { return data(); }
+    const std::uint8_t* end() const noexcept { return data() + size_; }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    std::uint8_t operator[](std::size_t i) const noexcept { return data()[i]; }
+    friend bool operator==(const Cid& a, const Cid& b) noexcept {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+    friend bool operator==(const Cid& a, const std::vector<std::uint8_t>& b) noexcept {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+
+private:
+    static constexpr std::size_t kInline = 20;
+    std::uint8_t* heap_ = nullptr;  // set iff size_ > kInline
+    std::size_t size_ = 0;
+    std::uint8_t inline_[kInline];
+};
 
 inline constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
 
@@ -168,6 +226,10 @@ enum class FeedResult { quic, not_quic, garbage };
 
 // Byte strings of up to 40 bytes (CIDs, address pairs) -> connection index: open
 // addressing, no per-lookup allocation, never shrinks (the tracker never forgets).
+// The probed table holds 8 bytes per slot (a 32-bit hash tag and the entry's number), so
+// it stays mostly in cache and a lookup that misses touches nothing else; keys and values
+// live in entries appended in insertion order (chunks that never move: growing the table
+// rehashes only the slots).
 class ByteKeyIndex {
 public:
     ByteKeyIndex();
@@ -179,15 +241,24 @@ public:
     static constexpr std::size_t kMaxKey = 40;
 
 private:
-    struct Slot {
-        std::uint64_t hash = 0;
-        std::uint32_t value = 0;
-        std::uint8_t len = 0xff;  // 0xff: empty
+    struct alignas(64) Entry {  // one cache line
+        std::uint64_t hash;
+        std::uint32_t value;
+        std::uint8_t len;
         std::uint8_t key[kMaxKey];
     };
+    static constexpr std::size_t kChunkBits = 12;  // 4096 entries, 256 KiB, per chunk
+    Entry& entry(std::size_t i) noexcept { return chunks_[i >> kChunkBits][i & ((std::size_t{1} << kChunkBits) - 1)]; }
+    const Entry& entry(std::size_t i) const noexcept {
+        return chunks_[i >> kChunkBits][i & ((std::size_t{1} << kChunkBits) - 1)];
+    }
     std::uint64_t hash(Bytes key) const noexcept;
-    void grow();
-    std::vector<Slot> slots_;
+    void place(std::uint64_t h, std::size_t entry_index) noexcept;
+    void resize(std::size_t slots);
+    // 0: empty; else (hash >> 32) << 32 | (entry index + 1).
+    std::vector<std::uint64_t> slots_;
+    std::size_t nslots_ = 0;  // slots_.size()
+    std::vector<std::unique_ptr<Entry[]>> chunks_;
     std::size_t used_ = 0;
     std::uint64_t seed_;
 };
@@ -236,6 +307,9 @@ public:
     };
     void enable_shard_log() { shard_log_ = std::make_unique<ShardLog>(); }
     const ShardLog* shard_log() const noexcept { return shard_log_.get(); }
+    // Room for about n connections (and their usual three CIDs) without growing the
+    // indexes: a hint, e.g. from the capture's size; more still fit.
+    void reserve(std::size_t n);
     // Stamped on connections created from the next feed() (Connection::first_seq).
     void set_sequence(std::uint64_t seq) noexcept { seq_ = seq; }
 
@@ -249,6 +323,8 @@ private:
     void add_cid(Connection& c, std::vector<Cid>& list, Bytes cid, bool index);
     void process(Connection& c, Dir d, std::int64_t ts, const PacketHeader& h, PacketRecord* rec);
     void handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload, PacketRecord* rec);
+    // A complete ClientHello message for c: parsed and kept; false if malformed.
+    bool take_client_hello(Connection& c, Bytes msg);
     const KeyMaterial* initial_keys(Connection& c, std::uint32_t version, Dir d);
     const PreparedKeys* prepared(const KeyMaterial& k);
     bool ensure_secrets(Connection& c);
@@ -262,6 +338,7 @@ private:
     std::vector<std::size_t> cid_lengths_;  // distinct non-zero CID lengths issued
     // Scratch reused for every packet: decrypted bytes and parsed frames.
     std::vector<std::uint8_t> open_buf_;
+    Datagram dg_;  // the datagram being fed, split into packets
     // Keys ready to open packets (AEAD context, HP key schedule) for the connections
     // seen last: a few KB in all, instead of ~2 KB per connection kept for the run.
     struct CachedKeys {

@@ -105,8 +105,15 @@ Result<PacketHeader> parse_packet_header(Bytes data, std::size_t short_dcid_len)
 }
 
 Result<Datagram> split_datagram(Bytes datagram, std::size_t short_dcid_len) {
-    if (datagram.empty()) return Error::truncated;
     Datagram d;
+    if (Error e = split_datagram(datagram, short_dcid_len, d); e != Error::ok) return e;
+    return d;
+}
+
+Error split_datagram(Bytes datagram, std::size_t short_dcid_len, Datagram& d) {
+    d.packets.clear();
+    d.trailing_bytes = 0;
+    if (datagram.empty()) return Error::truncated;
     std::size_t off = 0;
     while (off < datagram.size()) {
         auto h = parse_packet_header(datagram.subspan(off), short_dcid_len);
@@ -120,7 +127,7 @@ Result<Datagram> split_datagram(Bytes datagram, std::size_t short_dcid_len) {
         d.packets.push_back(std::move(h.value));
     }
     d.trailing_bytes = datagram.size() - off;
-    return d;
+    return Error::ok;
 }
 
 }  // namespace edge::quic

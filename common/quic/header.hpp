@@ -69,5 +69,8 @@ struct Datagram {
 // Splits a UDP datagram into its coalesced packets (RFC 9000 12.2). Fails only if
 // the first packet does not parse; later garbage ends the split as trailing bytes.
 Result<Datagram> split_datagram(Bytes datagram, std::size_t short_dcid_len = 0);
+// The same into `out`, reusing its storage (a decoder splitting every datagram of a
+// capture allocates nothing once it has grown). On error `out` is unspecified.
+Error split_datagram(Bytes datagram, std::size_t short_dcid_len, Datagram& out);
 
 }  // namespace edge::quic

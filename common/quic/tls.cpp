@@ -148,6 +148,12 @@ Error read_hello_prefix(Reader& r, std::uint16_t& version, std::array<std::uint8
 
 Result<std::vector<TransportParam>> parse_transport_params(Bytes ext) {
     std::vector<TransportParam> out;
+    if (Error e = parse_transport_params(ext, out); e != Error::ok) return e;
+    return out;
+}
+
+Error parse_transport_params(Bytes ext, std::vector<TransportParam>& out) {
+    out.clear();
     Reader r(ext);
     while (!r.empty()) {
         TransportParam p;
@@ -163,7 +169,7 @@ Result<std::vector<TransportParam>> parse_transport_params(Bytes ext) {
         }
         out.push_back(p);
     }
-    return out;
+    return Error::ok;
 }
 
 Result<HandshakeMessage> next_handshake_message(Bytes stream) {
@@ -238,10 +244,11 @@ Error parse_client_hello(Bytes msg, ClientHello& ch) {
             }
             case tls::kExtQuicTransportParams:
             case tls::kExtQuicTransportParamsDraft: {
-                auto tp = parse_transport_params(body);
-                if (!tp) { e = tp.error; break; }
+                // Into the list's own storage (kept when `ch` is reused); a later
+                // duplicate extension replaces an earlier one's list, as before.
+                e = parse_transport_params(body, ch.transport_params);
+                if (e != Error::ok) break;
                 ch.has_transport_params = true;
-                ch.transport_params = std::move(tp.value);
                 break;
             }
             default: break;

@@ -44,6 +44,8 @@ struct TransportParam {
 
 // Parses the quic_transport_parameters extension body.
 Result<std::vector<TransportParam>> parse_transport_params(Bytes ext);
+// The same into `out` (cleared first, storage reused).
+Error parse_transport_params(Bytes ext, std::vector<TransportParam>& out);
 
 // One handshake message at the start of a (reassembled) CRYPTO stream.
 struct HandshakeMessage {

@@ -812,7 +812,9 @@ TEST_CASE("100k random and mutated datagrams never crash the parse/decrypt path"
     const Buf base = hex(kV1ClientInitial);
     const Buf base2 = hex(kV2ServerInitial);
     const Buf vn = hex("80 00000000 04 01020304 02 0506 00000001");
-    std::size_t parsed = 0, opened = 0;
+    std::size_t parsed = 0, opened = 0, reused_differs = 0;
+    Datagram reused;                  // split_datagram's in-place form, one object for every datagram
+    std::vector<TransportParam> tps;  // parse_transport_params's in-place form
     for (int iter = 0; iter < 100000; ++iter) {
         Buf d;
         switch (iter % 4) {
@@ -836,7 +838,23 @@ TEST_CASE("100k random and mutated datagrams never crash the parse/decrypt path"
                 break;
             }
         }
-        auto dg = split_datagram(d, rng() % 21);
+        const std::size_t short_len = rng() % 21;
+        auto dg = split_datagram(d, short_len);
+        // The in-place forms give the same results as the allocating ones.
+        const Error e = split_datagram(d, short_len, reused);
+        if (e != (dg ? Error::ok : dg.error)) ++reused_differs;
+        else if (dg && (reused.trailing_bytes != dg->trailing_bytes || reused.packets.size() != dg->packets.size()))
+            ++reused_differs;
+        else if (dg)
+            for (std::size_t i = 0; i < dg->packets.size(); ++i)
+                if (reused.packets[i].packet.data() != dg->packets[i].packet.data() ||
+                    reused.packets[i].size != dg->packets[i].size || reused.packets[i].type != dg->packets[i].type)
+                    ++reused_differs;
+        {
+            auto tp = parse_transport_params(d);
+            const Error te = parse_transport_params(d, tps);
+            if (te != (tp ? Error::ok : tp.error) || (tp && tps.size() != tp->size())) ++reused_differs;
+        }
         if (!dg) continue;
         ++parsed;
         for (const auto& h : dg->packets) {
@@ -863,6 +881,7 @@ TEST_CASE("100k random and mutated datagrams never crash the parse/decrypt path"
     }
     CHECK(parsed > 0);
     CHECK(opened > 0);  // unmutated tails of the base packets still decrypt sometimes
+    CHECK(reused_differs == 0);
 }
 
 TEST_CASE("v2 long header types are remapped; v2 draft Initial round trip") {

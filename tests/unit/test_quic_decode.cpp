@@ -4,6 +4,8 @@
 // and coalesced packets, decryption with a key log, and garbage of every kind.
 #include <doctest/doctest.h>
 
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -391,4 +393,126 @@ TEST_CASE("random and mutated datagrams never crash the tracker") {
     }
     CHECK(t.stats().datagrams == 20000);
     CHECK(t.stats().quic_datagrams + t.stats().garbage + t.stats().not_quic == 20000);
+}
+
+TEST_CASE("Cid: inline up to 20 bytes, on the heap beyond; copies, moves and comparisons") {
+    for (std::size_t n : {0u, 1u, 8u, 20u, 21u, 40u, 255u}) {
+        Buf b(n);
+        for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * 7 + n);
+        Cid c(b.begin(), b.end());
+        CHECK(c.size() == n);
+        CHECK(c.empty() == (n == 0));
+        CHECK(c == b);
+        CHECK(Bytes(c).size() == n);
+        Cid copy = c;
+        CHECK(copy == c);
+        if (n) CHECK(copy.data() != c.data());
+        Cid moved = std::move(copy);
+        CHECK(moved == c);
+        Cid other(Buf{9, 9});
+        other = c;  // a short one takes a long one's bytes and back
+        CHECK(other == c);
+        other = Cid(Buf{1, 2, 3});
+        CHECK(other == Buf{1, 2, 3});
+        other.assign(b.begin(), b.end());
+        CHECK(other == c);
+        if (n) {
+            Buf changed = b;
+            changed.back() ^= 1;
+            CHECK_FALSE(Cid(changed) == c);
+            CHECK_FALSE(Cid(Buf(b.begin(), b.end() - 1)) == c);
+        }
+    }
+    std::vector<Cid> v{Buf{1}, Buf(30, 2)};
+    v.emplace_back(Buf(20, 3));
+    v.erase(v.begin());  // moves the elements after it
+    CHECK(v == std::vector<Cid>{Buf(30, 2), Buf(20, 3)});
+}
+
+TEST_CASE("ByteKeyIndex: keys of every length, overwrites, growth and reserve keep every entry") {
+    std::mt19937_64 rng(11);
+    for (std::size_t reserve : {0u, 50000u}) {
+        ByteKeyIndex idx;
+        if (reserve) idx.reserve(reserve);
+        std::map<Buf, std::uint32_t> ref;
+        for (std::uint32_t i = 0; i < 60000; ++i) {
+            Buf k(rng() % (ByteKeyIndex::kMaxKey + 6));
+            // Few distinct short keys: many overwrites; long ones are ignored.
+            for (auto& x : k) x = static_cast<std::uint8_t>(k.size() < 3 ? rng() % 4 : rng());
+            idx.set(k, i);
+            if (k.size() <= ByteKeyIndex::kMaxKey) ref[k] = i;
+            if (i % 4999 == 0) {  // lookups in the middle of growing
+                std::size_t bad = 0;
+                for (const auto& [key, v] : ref) {
+                    const std::uint32_t* got = idx.find(key);
+                    bad += !got || *got != v;
+                }
+                CHECK(bad == 0);
+            }
+        }
+        CHECK(idx.size() == ref.size());
+        std::size_t wrong = 0;
+        for (const auto& [key, v] : ref) {
+            const std::uint32_t* got = idx.find(key);
+            wrong += !got || *got != v;
+        }
+        CHECK(wrong == 0);
+        CHECK(idx.find(Buf(ByteKeyIndex::kMaxKey + 1, 1)) == nullptr);
+        std::size_t phantom = 0;
+        for (int i = 0; i < 20000; ++i) {
+            Buf k(4 + rng() % 30);
+            for (auto& x : k) x = static_cast<std::uint8_t>(rng());
+            phantom += !ref.count(k) && idx.find(k);
+        }
+        CHECK(phantom == 0);
+    }
+}
+
+TEST_CASE("a ClientHello whole in one CRYPTO frame, or in several of one packet, or malformed: same results") {
+    Script s;
+    const Buf ch = s.client_hello();
+    auto initial = [&](const Buf& frames) {
+        auto k = derive_initial_keys(s.version, s.odcid);
+        return synth::long_packet(s.version, LongType::initial, s.odcid, s.cscid, 0, frames, k->client, 1200);
+    };
+    Buf whole, split, reversed;
+    synth::crypto_frame(whole, 0, ch);
+    synth::crypto_frame(split, 0, Bytes(ch).first(40));
+    synth::crypto_frame(split, 40, Bytes(ch).subspan(40));
+    synth::crypto_frame(reversed, 40, Bytes(ch).subspan(40));
+    synth::crypto_frame(reversed, 0, Bytes(ch).first(40));
+    for (bool hello_only : {false, true}) {
+        TrackerOptions o;
+        o.client_hello_only = hello_only;
+        std::vector<const Connection*> got;
+        std::vector<std::unique_ptr<ConnectionTracker>> ts;
+        for (const Buf* f : {&whole, &split, &reversed}) {
+            ts.push_back(std::make_unique<ConnectionTracker>(o));
+            REQUIRE(ts.back()->feed(1000, kClient, kServer, initial(*f)) == FeedResult::quic);
+            REQUIRE(ts.back()->connections().size() == 1);
+            got.push_back(ts.back()->connections()[0].get());
+        }
+        for (const Connection* c : got) {
+            CAPTURE(hello_only);
+            REQUIRE(c->has_client_hello);
+            CHECK(c->client_hello.sni == s.sni);
+            CHECK(c->client_hello.alpn == got[0]->client_hello.alpn);
+            CHECK(c->client_hello.random == s.random);
+            CHECK(c->client_hello.cipher_suites == got[0]->client_hello.cipher_suites);
+            CHECK(c->client_hello.transport_params.size() == got[0]->client_hello.transport_params.size());
+            CHECK(c->decrypted[0] == 1);
+        }
+        if (!hello_only) CHECK_FALSE(got[0]->client_hello.transport_params.empty());
+
+        // A malformed ClientHello (its message complete in one frame) is said once.
+        Buf bad_frames;
+        const Buf bad = bytes({1, 0, 0, 6, 3, 3, 0xde, 0xad, 0xbe, 0xef});
+        synth::crypto_frame(bad_frames, 0, bad);
+        ConnectionTracker t(o);
+        std::vector<PacketRecord> recs;
+        REQUIRE(t.feed(1000, kClient, kServer, initial(bad_frames), 0, &recs) == FeedResult::quic);
+        REQUIRE(recs.size() == 1);
+        CHECK(recs[0].note == "malformed ClientHello");
+        CHECK_FALSE(t.connections()[0]->has_client_hello);
+    }
 }
