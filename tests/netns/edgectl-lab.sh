@@ -10,19 +10,8 @@
 #   demo interrupted with SIGINT midway: nothing left (no namespace, no process, no program)
 # Root only (exit 77 otherwise; a failure under CI=true). State in a temp dir, never /run/edge-lab.
 . "$(dirname "$0")/../cli/lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root (namespaces, XDP) and CI=true"; exit 1; }
-    echo "SKIP: needs root (network namespaces, XDP)"
-    exit 77
-fi
-for t in bird birdc nginx hping3 tcpdump curl ethtool nsenter ss jq bpftool; do
-    if ! command -v $t >/dev/null; then
-        [ "${CI:-}" = true ] && { echo "FAIL: $t missing and CI=true"; exit 1; }
-        echo "SKIP: $t not installed"
-        exit 77
-    fi
-done
+. "$(dirname "$0")/lib.sh"
+netns_require bird birdc nginx hping3 tcpdump curl ethtool nsenter ss jq bpftool
 if ls /run/netns 2>/dev/null | grep -q '^el-'; then
     [ "${CI:-}" = true ] && { echo "FAIL: el-* namespaces exist (a lab is up?)"; exit 1; }
     echo "SKIP: a lab is up (el-* namespaces exist): edgectl lab down first"

@@ -10,40 +10,12 @@
 # - SIGHUP reload of thresholds, lists and protected destinations without detaching, a
 #   bad config keeping the running one; SIGTERM removing the socket and restoring sysctls.
 . "$(dirname "$0")/../cli/lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root (namespaces, XDP) and CI=true"; exit 1; }
-    echo "SKIP: needs root (network namespaces, XDP)"
-    exit 77
-fi
-for t in python3 ethtool; do
-    if ! command -v $t >/dev/null; then
-        [ "${CI:-}" = true ] && { echo "FAIL: $t missing and CI=true"; exit 1; }
-        echo "SKIP: $t not installed"
-        exit 77
-    fi
-done
+. "$(dirname "$0")/lib.sh"
+netns_require python3 ethtool
 SFG=$(cd "$BIN" && pwd)/synflood-guard
 PY=$(command -v python3)
-NS="sfg-ls sfg-lc"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    for n in $NS; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-for n in $NS; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; done
-x() { local n=$1; shift; ip netns exec "$n" "$@"; }
-ip link add sfg-ls0 netns sfg-ls type veth peer name sfg-lc0 netns sfg-lc
-x sfg-ls ip addr add 10.78.0.1/24 dev sfg-ls0
-x sfg-lc ip addr add 10.78.0.2/24 dev sfg-lc0
-for n in sfg-ls:sfg-ls0 sfg-lc:sfg-lc0; do
-    x "${n%%:*}" ip link set "${n#*:}" up
-    x "${n%%:*}" ip link set lo up
-    x "${n%%:*}" ethtool -K "${n#*:}" tx off >/dev/null
-done
+netns_start sfg-ls sfg-lc
+netns_link sfg-ls sfg-ls0 10.78.0.1/24 sfg-lc sfg-lc0 10.78.0.2/24
 x sfg-ls sysctl -qw net.ipv4.tcp_timestamps=1
 # A client whose own window scale differs from the server's (7 or less vs. 10 here), so
 # a shift taken from the wrong end cannot pass.

@@ -7,40 +7,12 @@
 # answered in XDP, and the client keeps >= 99%. Then: the flood_start/flood_end events and
 # the mitigation records (announce, withdraw), status, stats, block/unblock, SIGTERM.
 . "$(dirname "$0")/../cli/lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root (namespaces, XDP) and CI=true"; exit 1; }
-    echo "SKIP: needs root (network namespaces, XDP)"
-    exit 77
-fi
-for t in hping3 python3 ethtool; do
-    if ! command -v $t >/dev/null; then
-        [ "${CI:-}" = true ] && { echo "FAIL: $t missing and CI=true"; exit 1; }
-        echo "SKIP: $t not installed"
-        exit 77
-    fi
-done
+. "$(dirname "$0")/lib.sh"
+netns_require hping3 python3 ethtool
 SFG=$(cd "$BIN" && pwd)/synflood-guard
 PY=$(command -v python3)
-NS="sfg-s sfg-c"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    for n in $NS; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-for n in $NS; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; done
-x() { local n=$1; shift; ip netns exec "$n" "$@"; }
-ip link add sfg-s0 netns sfg-s type veth peer name sfg-c0 netns sfg-c
-x sfg-s ip addr add 10.77.0.1/24 dev sfg-s0
-x sfg-c ip addr add 10.77.0.2/24 dev sfg-c0
-for n in sfg-s:sfg-s0 sfg-c:sfg-c0; do
-    x "${n%%:*}" ip link set "${n#*:}" up
-    x "${n%%:*}" ip link set lo up
-    x "${n%%:*}" ethtool -K "${n#*:}" tx off >/dev/null  # XDP_TX needs complete checksums
-done
+netns_start sfg-s sfg-c
+netns_link sfg-s sfg-s0 10.77.0.1/24 sfg-c sfg-c0 10.77.0.2/24
 # SYN-ACKs to spoofed sources leave through the client side and die there.
 x sfg-s ip route add default via 10.77.0.2
 x sfg-s sysctl -qw net.ipv4.tcp_syncookies=0
