@@ -118,7 +118,8 @@ bool Reader::next(Frame& f) {
     if (rc == 1) {
         f.data = {d, h->caplen};
         f.wire_len = h->len;
-        f.ts_us = int64_t{h->ts.tv_sec} * 1000000 + h->ts.tv_usec;
+        // Unsigned: a pcapng with an absurd if_tsresol gives seconds that overflow (wraps, no UB).
+        f.ts_us = static_cast<int64_t>(static_cast<uint64_t>(h->ts.tv_sec) * 1000000u + static_cast<uint64_t>(h->ts.tv_usec));
         frames_++;
         return true;
     }

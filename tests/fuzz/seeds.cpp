@@ -51,6 +51,37 @@ int main(int argc, char** argv) {
         fs::create_directories(dir / "fuzz_pcap");
         fs::rename(p, dir / "fuzz_pcap" / "cap.pcap");
     }
+    {
+        // The same frames as pcapng (SHB, IDB with if_tsresol, EPBs, a simple packet block),
+        // little-endian, built by hand: the readers' second format.
+        Buf ng;
+        auto u32 = [&](uint32_t v) {
+            for (int i = 0; i < 4; i++) ng.push_back(static_cast<uint8_t>(v >> (8 * i)));
+        };
+        auto u16 = [&](uint16_t v) {
+            ng.push_back(static_cast<uint8_t>(v));
+            ng.push_back(static_cast<uint8_t>(v >> 8));
+        };
+        u32(0x0a0d0d0a), u32(28), u32(0x1a2b3c4d), u16(1), u16(0), u32(0xffffffff), u32(0xffffffff), u32(28);
+        u32(1), u32(32), u16(1), u16(0), u32(65535), u16(9), u16(1), ng.push_back(9), ng.push_back(0), ng.push_back(0),
+            ng.push_back(0), u16(0), u16(0), u32(32);  // if_tsresol = 9 (nanoseconds), opt_endofopt
+        for (size_t i = 0; i < frames.size(); i++) {
+            auto& f = frames[i];
+            uint32_t pad = static_cast<uint32_t>((4 - f.size() % 4) % 4), len = 32 + static_cast<uint32_t>(f.size()) + pad;
+            u32(6), u32(len), u32(0), u32(0), u32(static_cast<uint32_t>(100000000u * (i + 1))), u32(static_cast<uint32_t>(f.size())),
+                u32(static_cast<uint32_t>(f.size()));
+            ng.insert(ng.end(), f.begin(), f.end());
+            ng.insert(ng.end(), pad, 0);
+            u32(len);
+        }
+        auto& f = frames[0];
+        uint32_t pad = static_cast<uint32_t>((4 - f.size() % 4) % 4), len = 16 + static_cast<uint32_t>(f.size()) + pad;
+        u32(3), u32(len), u32(static_cast<uint32_t>(f.size()));
+        ng.insert(ng.end(), f.begin(), f.end());
+        ng.insert(ng.end(), pad, 0);
+        u32(len);
+        put(dir / "fuzz_pcap", "cap.pcapng", ng);
+    }
     // QUIC: a client Initial carrying a ClientHello, a server Initial, Retry, VN.
     Buf dcid{0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08}, scid{1, 2, 3, 4};
     auto keys = edge::quic::derive_initial_keys(0x00000001, dcid).value;
