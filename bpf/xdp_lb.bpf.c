@@ -24,7 +24,10 @@
  * without a hash lookup; a non-SYN packet then looks up the connection table
  * first, and a hit whose service generation is current (xlb_svc_info, an array)
  * goes out without the service lookup. The order of the steps above is kept:
- * QUIC services skip the fast path (the server id wins over the table).
+ * QUIC services skip the fast path (the server id wins over the table). IPv4 hits
+ * are served from a per-CPU copy of the entry (xlb_ct_cache, at most one tick old)
+ * and new flows find their service in a per-CPU copy by VIP filter bit
+ * (xlb_svc_cache, valid while xlb_config.svc_gen is unchanged).
  *
  * ICMP "fragmentation needed" / ICMPv6 "packet too big" quoting a VIP flow go to
  * the backend that owns the quoted flow (connection table, else Maglev).
@@ -77,7 +80,8 @@ struct {
 } xlb_quic_ids SEC(".maps");
 
 /* One shared LRU (measured here: BPF_F_NO_COMMON_LRU made inserts slower, ~200 ns
- * against ~150 ns, and splits the capacity per CPU). */
+ * against ~150 ns, and splits the capacity per CPU); IPv4 hits are served from the
+ * per-CPU copies in xlb_ct_cache in front of it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
@@ -98,6 +102,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } xlb_quic_sid16 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_SVC_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xlb_svc_cache);
+} xlb_svc_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLB_CT_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xlb_ct_cache);
+} xlb_ct_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -144,6 +162,43 @@ struct {
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
+/* Word-sized packet and map-value accesses. clang's BPF backend turns a memcpy or a
+ * packed-struct field it cannot prove aligned into single-byte loads and stores
+ * joined by shifts (22 of each for an Ethernet header with two tags); the verifier
+ * accepts unaligned access on this architecture and the JIT makes these one move each. */
+typedef __u16 __attribute__((may_alias)) xlb_u16a;
+typedef __u32 __attribute__((may_alias)) xlb_u32a;
+typedef __u64 __attribute__((may_alias)) xlb_u64a;
+#define LD16(p) (*(const xlb_u16a *)(p))
+#define LD32(p) (*(const xlb_u32a *)(p))
+#define LD64(p) (*(const xlb_u64a *)(p))
+#define ST16(p, v) (*(xlb_u16a *)(p) = (v))
+#define ST32(p, v) (*(xlb_u32a *)(p) = (v))
+#define ST64(p, v) (*(xlb_u64a *)(p) = (v))
+
+/* xlb_flow_hint and xlb_vip_bit (edge/lb.h) on a struct edge_flow_key, whose 8-byte
+ * alignment makes the address words plain loads: the same values. */
+static __always_inline __u32 flow_hint(const struct edge_flow_key *k)
+{
+	__u32 x = LD32(k->src) ^ LD32(k->src + 4) ^ LD32(k->src + 8) ^ LD32(k->src + 12) ^
+		  (((__u32)k->sport << 16) | k->dport) ^ k->proto;
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	return x;
+}
+
+static __always_inline __u32 vip_bit(const struct edge_flow_key *k)
+{
+	__u32 x = LD32(k->dst) ^ LD32(k->dst + 4) ^ LD32(k->dst + 8) ^ LD32(k->dst + 12) ^
+		  (((__u32)k->dport << 16) | k->proto);
+	x ^= x >> 16;
+	x *= 0x9e3779b1U;
+	return x >> 20;
+}
+
 static __always_inline int count(__u32 reason, int verdict)
 {
 	__u64 *c = bpf_map_lookup_elem(&xlb_reasons, &reason);
@@ -170,6 +225,54 @@ static __always_inline struct xlb_service *find_service(const __u8 *addr, __be16
 	vk.proto = proto;
 	vk.family = family;
 	return bpf_map_lookup_elem(&xlb_services, &vk);
+}
+
+/*
+ * find_service through this CPU's copy of the service for the packet's VIP filter bit
+ * (xlb_svc_cache): a plain array slot and a 20-byte compare instead of hashing the key.
+ * A copy is used only while xlb_config.svc_gen is the one it was made under: the
+ * control plane increments it after changing xlb_services, so a copy never outlives
+ * the apply that made its table half the inactive one.
+ * A global function: the verifier checks it once, apart from its callers (inlined,
+ * its two outcomes doubled the states of everything after it).
+ */
+__attribute__((noinline)) int xlb_find_service(const struct edge_flow_key *k, __u32 bit, __u32 svc_gen,
+					      struct xlb_service *out)
+{
+	__u32 idx = bit & (XLB_SVC_CACHE_SLOTS - 1);
+	__u32 gen = (svc_gen & 0xffff) | XLB_SVC_CACHE_VALID;
+	struct xlb_svc_cache *c;
+	struct xlb_service *svc;
+	__u64 a0, a1;
+	__u32 tail;
+
+	if (!k || !out) /* the verifier's rule for a global function's pointers */
+		return 0;
+	a0 = LD64(k->dst);
+	a1 = LD64(k->dst + 8);
+	tail = (__u32)k->dport | ((__u32)k->proto << 16) | ((__u32)k->family << 24);
+	c = bpf_map_lookup_elem(&xlb_svc_cache, &idx);
+	if (!c)
+		return 0;
+	/* The service is copied out in both cases (two words): the rest of the program
+	 * then sees one kind of pointer, which keeps the verifier's states few. */
+	if (c->gen == gen && LD64(c->key.addr) == a0 && LD64(c->key.addr + 8) == a1 && LD32(&c->key.port) == tail) {
+		ST64(out, LD64(&c->svc));
+		ST64((__u8 *)out + 8, LD64((__u8 *)&c->svc + 8));
+		return 1;
+	}
+	svc = find_service(k->dst, k->dport, k->proto, k->family);
+	if (!svc)
+		return 0;
+	ST64(out, LD64(svc));
+	ST64((__u8 *)out + 8, LD64((__u8 *)svc + 8));
+	ST64(c->key.addr, a0);
+	ST64(c->key.addr + 8, a1);
+	ST32(&c->key.port, tail);
+	ST64(&c->svc, LD64(out));
+	ST64((__u8 *)&c->svc + 8, LD64((__u8 *)out + 8));
+	c->gen = gen;
+	return 1;
 }
 
 static __always_inline struct xlb_backend *backend_by_id(__u32 id)
@@ -241,23 +344,19 @@ struct inner_info {
 	__u8 family;
 };
 
-static __always_inline __u16 csum_fold(__u32 s)
-{
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 /* Prepends the outer header for `be`; the L2 header (with VLAN tags) moves to the front.
  * With `prev` (daisy chaining), the outer header is IP + UDP + GUE carrying prev's
- * address (edge/lb.h); else IP-in-IP. Returns the bytes added, or -1. */
+ * address (edge/lb.h); else IP-in-IP. One bpf_xdp_adjust_head for the whole outer
+ * header; Ethernet and the outer IPv4 header are written in words, the IPv4
+ * checksum summed from the values in registers. Returns the bytes added, or -1. */
 static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct inner_info *in,
 				 const struct xlb_backend *be, const struct xlb_backend *prev,
 				 const struct xlb_config *cfg, __u32 hint)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u8 l2[22];
+	__u64 l2a, l2b, dmac, smac, l3;
+	__u32 l2c;
 	int iplen = be->family == EDGE_FAMILY_V4 ? 20 : 40;
 	int alen = prev ? (prev->family == EDGE_FAMILY_V4 ? 4 : 16) : 0;
 	int glen = prev ? 8 + 4 + 4 + alen : 0; /* UDP + GUE + private data */
@@ -270,7 +369,11 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 		return -1;
 	if (data + 22 > data_end)
 		return -1;
-	__builtin_memcpy(l2, data, 22);
+	/* The old L2 header: bytes 0-7, 8-15, 16-19 (the tags end at 22 at most, and
+	 * bytes 20-21 are only ever the EtherType, which is rewritten). */
+	l2a = LD64(data);
+	l2b = LD64(data + 8);
+	l2c = LD32(data + 16);
 	if (in->len + olen > 0xffff)
 		return -1;
 	/* Ethernet padding after the inner packet is not carried into the tunnel. */
@@ -287,54 +390,60 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 	data_end = (void *)(long)ctx->data_end;
 	if (data + 22 + 40 > data_end)
 		return -1;
+	/* l3_off is 14, 18 or 22: a bound clang cannot drop, so that the verifier
+	 * knows the outer IP header lies inside the 62 bytes just checked. */
+	l3 = l3_off;
+	asm volatile("" : "+r"(l3));
+	if (l3 > 22)
+		return -1;
 	eth = data;
-	/* L2: to the backend's MAC, the next hop's, or back to the sender; from the MAC we were sent to. */
+	/* L2: to the backend's MAC, the next hop's, or back to the sender; from the MAC we
+	 * were sent to. MACs as 48-bit values of the little-endian words. */
 	if (be->flags & XLB_BE_MAC)
-		__builtin_memcpy(eth, be->mac, 6);
+		dmac = LD32(be->mac) | ((__u64)LD16(be->mac + 4) << 32);
 	else if (cfg->flags & XLB_CFG_NEXT_HOP_MAC)
-		__builtin_memcpy(eth, cfg->next_hop_mac, 6);
+		dmac = LD32(cfg->next_hop_mac) | ((__u64)LD16(cfg->next_hop_mac + 4) << 32);
 	else
-		__builtin_memcpy(eth, l2 + 6, 6);
+		dmac = (l2a >> 48) | ((l2b & 0xffffffffULL) << 16);
 	if (be->flags & XLB_BE_REDIRECT)
-		__builtin_memcpy(eth + 6, be->smac, 6);
+		smac = LD32(be->smac) | ((__u64)LD16(be->smac + 4) << 32);
 	else
-		__builtin_memcpy(eth + 6, l2, 6);
+		smac = l2a & 0xffffffffffffULL;
+	ST64(eth, dmac | (smac << 48));
+	ST32(eth + 8, (__u32)(smac >> 16));
 	__be16 etype = be->family == EDGE_FAMILY_V4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
 	if (l3_off == 14) {
-		__builtin_memcpy(eth + 12, &etype, 2);
+		ST16(eth + 12, etype);
 	} else if (l3_off == 18) {
-		__builtin_memcpy(eth + 12, l2 + 12, 4);
-		__builtin_memcpy(eth + 16, &etype, 2);
+		ST32(eth + 12, (__u32)(l2b >> 32));
+		ST16(eth + 16, etype);
 	} else {
-		__builtin_memcpy(eth + 12, l2 + 12, 8);
-		__builtin_memcpy(eth + 20, &etype, 2);
+		ST64(eth + 12, (l2b >> 32) | ((__u64)l2c << 32));
+		ST16(eth + 20, etype);
 	}
 
 	if (be->family == EDGE_FAMILY_V4) {
-		struct iphdr *ip = data + l3_off;
-		__u16 *w = (__u16 *)ip;
-		__u32 s = 0, src;
-		int i;
-		if ((void *)(ip + 1) > data_end)
+		__u8 *ip = data + l3;
+		__u32 src, dst, w0, w2, s;
+		if ((void *)(ip + 20) > data_end)
 			return -1;
-		ip->version = 4;
-		ip->ihl = 5;
-		ip->tos = in->tos;
-		ip->tot_len = bpf_htons(in->len + olen);
-		ip->id = 0;
-		ip->frag_off = in->df ? bpf_htons(0x4000) : 0;
-		ip->ttl = 64;
-		ip->protocol = outer_proto;
-		ip->check = 0;
 		src = cfg->src4 | (bpf_htonl(hint) & ~cfg->mask4);
-		ip->saddr = src;
-		__builtin_memcpy(&ip->daddr, be->addr, 4);
-#pragma unroll
-		for (i = 0; i < 10; i++)
-			s += w[i];
-		ip->check = csum_fold(s);
+		dst = LD32(be->addr);
+		/* Host-order header words: version/IHL/TOS/length, id/flags, TTL/protocol. */
+		w0 = 0x45000000u | ((__u32)in->tos << 16) | (in->len + olen);
+		w2 = 0x40000000u | ((__u32)outer_proto << 16);
+		s = (w0 >> 16) + (w0 & 0xffff) + (in->df ? 0x4000 : 0) + (w2 >> 16);
+		s += (bpf_ntohl(src) >> 16) + (bpf_ntohl(src) & 0xffff);
+		s += (bpf_ntohl(dst) >> 16) + (bpf_ntohl(dst) & 0xffff);
+		s = (s & 0xffff) + (s >> 16);
+		s = (s & 0xffff) + (s >> 16);
+		ST32(ip, bpf_htonl(w0));
+		ST32(ip + 4, in->df ? bpf_htonl(0x4000) : 0); /* id 0 */
+		ST32(ip + 8, bpf_htonl(w2 | (~s & 0xffff)));
+		ST32(ip + 12, src);
+		ST32(ip + 16, dst);
 	} else {
-		struct ipv6hdr *ip6 = data + l3_off;
+		struct ipv6hdr *ip6 = data + l3;
 		__u32 low;
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
@@ -354,7 +463,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 	}
 	if (prev) {
 		/* UDP at a constant offset after the outer IP header of each family. */
-		struct udphdr *udp = data + l3_off + (be->family == EDGE_FAMILY_V4 ? 20 : 40);
+		struct udphdr *udp = data + l3 + (be->family == EDGE_FAMILY_V4 ? 20 : 40);
 		struct xlb_gue_hdr *gue = (void *)(udp + 1);
 		struct xlb_gue_priv *pv = (void *)(gue + 1);
 		__u8 *addr = (void *)(pv + 1);
@@ -381,7 +490,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 
 static __always_inline int send(struct xdp_md *ctx, struct edge_parsed *p, const struct inner_info *in,
 				__u32 bid, __u32 prev_id, struct xlb_svc_stats *ss, const struct xlb_config *cfg,
-				int new_flow, const struct edge_flow_key *hint_key, int *grown)
+				int new_flow, __u32 hint, int *grown)
 {
 	struct xlb_backend *be = backend_by_id(bid);
 	struct xlb_backend *prev = 0;
@@ -395,7 +504,7 @@ static __always_inline int send(struct xdp_md *ctx, struct edge_parsed *p, const
 	}
 	if (prev_id != XLB_NO_BACKEND && prev_id != bid)
 		prev = backend_by_id(prev_id);
-	olen = encap(ctx, p->l3_off, in, be, prev, cfg, xlb_flow_hint(hint_key));
+	olen = encap(ctx, p->l3_off, in, be, prev, cfg, hint);
 	if (olen < 0) {
 		if (ss)
 			ss->drops++;
@@ -424,12 +533,12 @@ static __always_inline int send(struct xdp_md *ctx, struct edge_parsed *p, const
  * it was before daisy chaining. */
 static __always_inline int send_ct(struct xdp_md *ctx, struct edge_parsed *p, const struct inner_info *in,
 				   const struct xlb_ct_value *ct, struct xlb_svc_stats *ss,
-				   const struct xlb_config *cfg, int *grown)
+				   const struct xlb_config *cfg, __u32 hint, int *grown)
 {
 	__u32 prev = ct->prev;
 	if (__builtin_expect(prev != XLB_NO_BACKEND, 0))
-		return send(ctx, p, in, ct->backend, prev, ss, cfg, 0, &p->key, grown);
-	return send(ctx, p, in, ct->backend, XLB_NO_BACKEND, ss, cfg, 0, &p->key, grown);
+		return send(ctx, p, in, ct->backend, prev, ss, cfg, 0, hint, grown);
+	return send(ctx, p, in, ct->backend, XLB_NO_BACKEND, ss, cfg, 0, hint, grown);
 }
 
 /* Reads the inner length, TOS and DF of the packet at l3_off; -1 when the header lies. */
@@ -486,16 +595,58 @@ static __always_inline struct xlb_ct_value *ct_lookup(const struct edge_flow_key
 	return bpf_map_lookup_elem(&xlb_conntrack, k);
 }
 
-static __always_inline void ct_insert(const struct edge_flow_key *k, const struct xlb_ct_value *v)
+static __always_inline long ct_insert(const struct edge_flow_key *k, const struct xlb_ct_value *v)
 {
 	if (k->family == EDGE_FAMILY_V4) {
 		struct xlb_ct4_key k4;
 		ct4_key(k, &k4);
 		long rc = bpf_map_update_elem(&xlb_conntrack4, &k4, v, BPF_ANY);
 		asm volatile("" : "+r"(rc)); /* as in ct_lookup */
-		return;
+		return rc;
 	}
-	bpf_map_update_elem(&xlb_conntrack, k, v, BPF_ANY);
+	return bpf_map_update_elem(&xlb_conntrack, k, v, BPF_ANY);
+}
+
+/*
+ * The per-CPU flow cache in front of xlb_conntrack4 (Katran keeps per-CPU connection
+ * tables): XLB_CT_CACHE_SLOTS direct-mapped slots per CPU, indexed by the flow's outer
+ * source hint, each a copy of one IPv4 entry and the jiffy it was last read from (or
+ * written to) the shared table. A hit uses the copy while it is at most one tick old;
+ * then the shared table is read again, which also keeps the flow recent in its LRU.
+ * This CPU's writes go to both; an entry another CPU rewrote is seen here within a
+ * tick. A copy is validated like an entry (service generation, backend alive).
+ */
+static __always_inline void cache_key(const struct edge_flow_key *k, __u64 *k0, __u64 *k1)
+{
+	*k0 = (__u64)LD32(k->src) | ((__u64)LD32(k->dst) << 32);
+	*k1 = (__u64)LD32(&k->sport) | ((__u64)k->proto << 32); /* sport, dport as on the wire */
+}
+
+static __always_inline void cache_fill(struct xlb_ct_cache *c, __u64 k0, __u64 k1, const struct xlb_ct_value *v,
+				       __u32 now)
+{
+	c->k0 = k0;
+	c->k1 = k1;
+	ST64(&c->v, LD64(v));
+	c->v.prev = v->prev;
+	c->stamp = now;
+}
+
+/* The new entry of an IPv4 flow into this CPU's cache too (looked up again here: a
+ * pointer kept alive from the fast path would split the verifier's states). */
+static __always_inline void cache_put(const struct edge_flow_key *k, __u32 hint, const struct xlb_ct_value *v)
+{
+	__u32 idx = hint & (XLB_CT_CACHE_SLOTS - 1);
+	struct xlb_ct_cache *c;
+	__u64 k0, k1;
+
+	if (k->family != EDGE_FAMILY_V4)
+		return;
+	c = bpf_map_lookup_elem(&xlb_ct_cache, &idx);
+	if (!c)
+		return;
+	cache_key(k, &k0, &k1);
+	cache_fill(c, k0, k1, v, (__u32)bpf_jiffies64());
 }
 
 /* ICMP frag-needed / ICMPv6 too-big quoting a packet a VIP sent: to the flow's backend. */
@@ -568,19 +719,17 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct edge_parsed *p
 		bid = maglev_pick(&flow, svc, cfg);
 	count(XLB_R_ICMP_TOO_BIG, 0);
 	return send(ctx, p, &in, XLB_RING_CUR(bid) == XLB_RING_NONE ? XLB_NO_BACKEND : XLB_RING_CUR(bid),
-		    XLB_NO_BACKEND, ss, cfg, 0, &flow, grown);
+		    XLB_NO_BACKEND, ss, cfg, 0, flow_hint(&flow), grown);
 }
 
-static __always_inline int vip_filter_hit(const struct xlb_config *cfg, const struct edge_flow_key *k)
+static __always_inline int vip_filter_hit(const struct xlb_config *cfg, __u32 bit)
 {
-	__u32 bit = xlb_vip_bit(k->dst, k->dport, k->proto);
 	return (cfg->vip_filter[(bit >> 6) & (XLB_VIP_FILTER_BITS / 64 - 1)] >> (bit & 63)) & 1;
 }
 
 /* The same filter for QUIC services only (their short headers skip the fast path). */
-static __always_inline int quic_filter_hit(const struct xlb_config *cfg, const struct edge_flow_key *k)
+static __always_inline int quic_filter_hit(const struct xlb_config *cfg, __u32 bit)
 {
-	__u32 bit = xlb_vip_bit(k->dst, k->dport, k->proto);
 	return (cfg->quic_filter[(bit >> 6) & (XLB_VIP_FILTER_BITS / 64 - 1)] >> (bit & 63)) & 1;
 }
 
@@ -595,7 +744,8 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 	struct xlb_ct_value *ct = 0, nct;
 	struct xlb_config *cfg;
 	struct inner_info in;
-	__u32 zero = 0, bid, sid, slot, prev = XLB_NO_BACKEND;
+	struct xlb_service svcv;
+	__u32 zero = 0, bid, sid, slot, prev = XLB_NO_BACKEND, hint, vbit;
 	int rc, new_flow = 0, complete = 0, syn = 0, looked = 0, quic_short = 0;
 	__u8 *l4 = 0;
 
@@ -619,7 +769,8 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 	if (p.key.proto == IPPROTO_ICMP || p.key.proto == 58)
 		return handle_icmp(ctx, &p, cfg, grown);
 	/* No service hashes to this bit: not for a VIP, no lookup needed. */
-	if (!vip_filter_hit(cfg, &p.key))
+	vbit = vip_bit(&p.key);
+	if (!vip_filter_hit(cfg, vbit))
 		return count(XLB_R_PASS_NOT_VIP, XDP_PASS);
 
 	/* A whole L4 header, and an inner length that matches the bytes we have. */
@@ -642,29 +793,57 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 
 	/* Fast path: an established flow of a live, non-QUIC service. QUIC short
 	 * headers to a QUIC service skip it (the server id decides, not the table). */
-	if (complete && l4 && p.key.proto == IPPROTO_UDP && quic_filter_hit(cfg, &p.key) &&
+	if (complete && l4 && p.key.proto == IPPROTO_UDP && quic_filter_hit(cfg, vbit) &&
 	    (void *)(l4 + 9) <= data_end && !(l4[8] & 0x80))
 		quic_short = 1;
+	hint = flow_hint(&p.key);
 	if (complete && !quic_short) {
-		ct = ct_lookup(&p.key);
-		looked = 1;
-		if (ct && !syn) {
-			sid = ct->service;
+		/* The entry: this CPU's copy when it is fresh (IPv4), else the table's. One
+		 * copy on the stack, so that one send path serves both. */
+		struct xlb_ct_cache *cc = 0;
+		struct xlb_ct_value cv;
+		__u64 ck0 = 0, ck1 = 0;
+		__u32 now = 0;
+		int have = 0;
+		if (p.key.family == EDGE_FAMILY_V4 && !syn) { /* a SYN never uses an entry */
+			__u32 idx = hint & (XLB_CT_CACHE_SLOTS - 1);
+			cc = bpf_map_lookup_elem(&xlb_ct_cache, &idx);
+			now = (__u32)bpf_jiffies64();
+			cache_key(&p.key, &ck0, &ck1);
+			if (cc && cc->k0 == ck0 && cc->k1 == ck1 && now - cc->stamp <= 1) {
+				ST64(&cv, LD64(&cc->v));
+				cv.prev = cc->v.prev;
+				have = 1;
+			}
+		}
+		if (!have) {
+			ct = ct_lookup(&p.key);
+			looked = 1;
+			if (ct && !syn) {
+				ST64(&cv, LD64(ct));
+				cv.prev = ct->prev;
+				have = 2;
+			}
+		}
+		if (have) {
+			sid = cv.service;
 			info = bpf_map_lookup_elem(&xlb_svc_info, &sid);
-			if (info && (__u16)info->gen == ct->gen && !(info->flags & XLB_SVC_QUIC) && backend_by_id(ct->backend)) {
+			if (info && (__u16)info->gen == cv.gen && !(info->flags & XLB_SVC_QUIC) && backend_by_id(cv.backend)) {
 				ss = bpf_map_lookup_elem(&xlb_svc_stats, &sid);
 				if (p.key.family == EDGE_FAMILY_V4 && p.l4_off - p.l3_off > 20)
 					count(XLB_R_IP_OPTIONS, 0);
 				if (ss)
 					ss->ct_hits++;
-				return send_ct(ctx, &p, &in, ct, ss, cfg, grown);
+				if (have == 2 && cc)
+					cache_fill(cc, ck0, ck1, &cv, now);
+				return send_ct(ctx, &p, &in, &cv, ss, cfg, hint, grown);
 			}
 		}
 	}
 
-	svc = find_service(p.key.dst, p.key.dport, p.key.proto, p.key.family);
-	if (!svc)
+	if (!xlb_find_service(&p.key, vbit, cfg->svc_gen, &svcv))
 		return count(XLB_R_PASS_NOT_VIP, XDP_PASS);
+	svc = &svcv;
 	sid = svc->id;
 	ss = bpf_map_lookup_elem(&xlb_svc_stats, &sid);
 	if (!complete || !l4)
@@ -679,7 +858,7 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 			if (ss)
 				ss->quic_cid++;
 			count(XLB_R_QUIC_CID, 0);
-			return send(ctx, &p, &in, bid, XLB_NO_BACKEND, ss, cfg, 0, &p.key, grown);
+			return send(ctx, &p, &in, bid, XLB_NO_BACKEND, ss, cfg, 0, hint, grown);
 		}
 		if (bid != XLB_NO_BACKEND)
 			count(XLB_R_QUIC_CID_UNKNOWN, 0);
@@ -693,7 +872,7 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 		if (ct && backend_by_id(ct->backend)) {
 			if (ss)
 				ss->ct_hits++;
-			return send_ct(ctx, &p, &in, ct, ss, cfg, grown);
+			return send_ct(ctx, &p, &in, ct, ss, cfg, hint, grown);
 		}
 	}
 	/* 3. Maglev. */
@@ -720,16 +899,17 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 			 * would, without taking a new LRU node. */
 			*(__u64 *)ct = *(__u64 *)&nct;
 			ct->prev = prev;
-		} else {
-			ct_insert(&p.key, &nct);
+			cache_put(&p.key, hint, &nct);
+		} else if (ct_insert(&p.key, &nct) == 0) {
+			cache_put(&p.key, hint, &nct);
 		}
 		if (ss)
 			ss->new_flows++;
 		new_flow = 1;
 	}
 	if (prev != XLB_NO_BACKEND)
-		return send(ctx, &p, &in, bid, prev, ss, cfg, new_flow, &p.key, grown);
-	return send(ctx, &p, &in, bid, XLB_NO_BACKEND, ss, cfg, new_flow, &p.key, grown);
+		return send(ctx, &p, &in, bid, prev, ss, cfg, new_flow, hint, grown);
+	return send(ctx, &p, &in, bid, XLB_NO_BACKEND, ss, cfg, new_flow, hint, grown);
 
 truncated:
 	if (ss)
@@ -754,12 +934,17 @@ int xdp_lb_bench(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u8 l2[22];
+	__u64 l2a, l2b;
+	__u32 l2c;
+	__u16 l2d;
 	int verdict, grown = 0;
 
 	if (data + 22 > data_end)
 		return xlb_process(ctx, &grown);
-	__builtin_memcpy(l2, data, 22);
+	l2a = LD64(data);
+	l2b = LD64(data + 8);
+	l2c = LD32(data + 16);
+	l2d = LD16(data + 20);
 	verdict = xlb_process(ctx, &grown);
 	if (grown > 0 && grown <= 80) {
 		if (bpf_xdp_adjust_head(ctx, grown))
@@ -768,7 +953,10 @@ int xdp_lb_bench(struct xdp_md *ctx)
 		data_end = (void *)(long)ctx->data_end;
 		if (data + 22 > data_end)
 			return XDP_ABORTED;
-		__builtin_memcpy(data, l2, 22);
+		ST64(data, l2a);
+		ST64(data + 8, l2b);
+		ST32(data + 16, l2c);
+		ST16(data + 20, l2d);
 	}
 	return verdict;
 }

@@ -353,6 +353,10 @@ public:
             if (s.quic) cfg.quic_filter[bit / 64] |= 1ull << (bit % 64);
         }
         uint32_t zero = 0;
+        // The data plane's per-CPU copies of services stay valid until the services are
+        // written (svc_gen is incremented at the end).
+        xlb_config running{};
+        if (bpf_map_lookup_elem(m_.config, &zero, &running) == 0) cfg.svc_gen = running.svc_gen;
         check(bpf_map_update_elem(m_.config, &zero, &cfg, BPF_ANY), "writing xlb_config");
 
         // Backends (ids stable per address).
@@ -471,6 +475,9 @@ public:
                 ++it;
             }
         }
+        // Every service written: copies made before are stale.
+        cfg.svc_gen = static_cast<uint16_t>(cfg.svc_gen + 1);
+        check(bpf_map_update_elem(m_.config, &zero, &cfg, BPF_ANY), "writing xlb_config");
         // VIP addresses.
         for (auto& old : vip_set_) {
             if (!vips.count(old)) {

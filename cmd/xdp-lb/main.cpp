@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
     bench->add_option("--repeat", o.repeat, "Runs per measurement (hot)")->check(CLI::Range(1000u, 100000000u));
     bench->add_option("--rounds", o.rounds, "Alternating rounds; medians are reported")->check(CLI::Range(1, 101));
     bench->add_option("--cold-flows", o.cold_flows, "Distinct flows for the cold measurement (0 skips it)")->check(CLI::Range(0, 10000000));
+    bench->add_option("--case", o.cases, "Measure only these cases (repeatable; the null program always runs)")
+        ->check(CLI::IsMember({"vip_miss", "new_flow", "conntrack_hit", "quic_short", "daisy_hit"}));
 
     auto* load = tool.command("load", "Attach the balancer with the -c config and pin its maps, without a foreground process",
                               with(run_load));

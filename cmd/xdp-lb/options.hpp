@@ -20,6 +20,7 @@ struct Options {
     uint32_t repeat = 1000000;           // bench
     int rounds = 5;                      // bench
     int cold_flows = 100000;             // bench
+    std::vector<std::string> cases;      // bench --case (empty: all)
     // service / backend
     std::string vip;
     uint16_t port = 0;

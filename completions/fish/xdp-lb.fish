@@ -37,6 +37,7 @@ complete -c xdp-lb -n '__fish_seen_subcommand_from bench' -s h -l help -d 'Print
 complete -c xdp-lb -n '__fish_seen_subcommand_from bench' -l repeat -x -d 'Runs per measurement (hot)'
 complete -c xdp-lb -n '__fish_seen_subcommand_from bench' -l rounds -x -d 'Alternating rounds; medians are reported'
 complete -c xdp-lb -n '__fish_seen_subcommand_from bench' -l cold-flows -x -d 'Distinct flows for the cold measurement (0 skips it)'
+complete -c xdp-lb -n '__fish_seen_subcommand_from bench' -l case -x -d 'Measure only these cases (repeatable; the null program always runs)'
 complete -c xdp-lb -n '__fish_seen_subcommand_from load' -s h -l help -d 'Print this help and exit'
 complete -c xdp-lb -n '__fish_seen_subcommand_from load' -s i -l interface -x -d 'Interface to attach to'
 complete -c xdp-lb -n '__fish_seen_subcommand_from load' -l mode -x -a 'auto native generic' -d 'XDP mode: auto (native, else generic with a warning), native or generic'

@@ -29,6 +29,12 @@
  *                           a 16-byte key hashes and compares faster than 40)
  *   xlb_quic_sid16 ARRAY    QUIC server id (< 65536) -> backend id + 1 (0: none),
  *                           used instead of xlb_quic_ids when server ids are 1-2 bytes
+ *   xlb_svc_cache PERCPU_ARRAY slot -> struct xlb_svc_cache: a per-CPU, direct-mapped
+ *                           copy of xlb_services entries by VIP filter bit, valid
+ *                           while xlb_config.svc_gen is unchanged (not pinned)
+ *   xlb_ct_cache  PERCPU_ARRAY slot -> struct xlb_ct_cache: a per-CPU, direct-mapped
+ *                           copy of recently used xlb_conntrack4 entries, read again
+ *                           from it after one tick (the data plane's own; not pinned)
  *   xlb_svc_info  ARRAY     service id -> struct xlb_svc_info (generation, flags):
  *                           a connection-table hit is valid while the generation
  *                           it recorded is the service's, so hits need no service
@@ -148,6 +154,26 @@ struct xlb_ct4_key {
 	edge_u8 pad[3];
 };
 
+/* xlb_svc_cache: XLB_SVC_CACHE_SLOTS per CPU, slot = VIP filter bit & (slots - 1). */
+#define XLB_SVC_CACHE_SLOTS 1024
+#define XLB_SVC_CACHE_VALID 0x10000u /* in gen, so that a zeroed slot never matches */
+
+struct xlb_svc_cache {
+	struct xlb_vip_key key;
+	struct xlb_service svc;
+	edge_u32 gen; /* xlb_config.svc_gen | XLB_SVC_CACHE_VALID when copied */
+};
+
+/* xlb_ct_cache: XLB_CT_CACHE_SLOTS per CPU, slot = xlb_flow_hint & (slots - 1). */
+#define XLB_CT_CACHE_SLOTS 1024
+
+struct xlb_ct_cache {
+	edge_u64 k0; /* source address | destination address << 32 (as on the wire); */
+	edge_u64 k1; /* ports (as on the wire) | protocol << 32; 0: empty */
+	struct xlb_ct_value v;
+	edge_u32 stamp; /* low 32 bits of jiffies when v was last read from or written to xlb_conntrack4 */
+};
+
 struct xlb_svc_info {
 	edge_u32 gen;
 	edge_u32 flags; /* XLB_SVC_* */
@@ -173,7 +199,11 @@ struct xlb_config {
 	 * | length self-description (5 bits); server id in the next quic_sid_len octets. */
 	edge_u8 quic_sid_len; /* 1..4, 0 disables CID routing */
 	edge_u8 quic_config_id; /* 0..6 */
-	edge_u8 pad[3];
+	edge_u8 pad;
+	/* Incremented by the control plane after every change of xlb_services: the data
+	 * plane's per-CPU copies of services (xlb_svc_cache) made under another value
+	 * are not used. */
+	edge_u16 svc_gen;
 	edge_u64 vip_filter[XLB_VIP_FILTER_BITS / 64];
 	edge_u64 quic_filter[XLB_VIP_FILTER_BITS / 64]; /* the bits of QUIC services */
 };
