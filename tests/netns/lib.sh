@@ -10,6 +10,10 @@
 #   netns_link NS1 IF1 ADDR1 NS2 IF2 ADDR2
 #                           a veth pair, addresses (CIDR), both ends and lo up, TX checksum
 #                           offload off (XDP_TX needs complete checksums).
+#   netns_bridge SW BR SWPFX HOSTPFX NS:ADDR...
+#                           a bridge BR in namespace SW and, for the i-th NS:ADDR (from 1),
+#                           a veth SWPFX<i> in SW (on the bridge) to HOSTPFX<i> in NS with
+#                           ADDR (CIDR); all up, lo up, TX checksum offload off.
 
 netns_require() {
     if [ "$(id -u)" != 0 ]; then
@@ -62,5 +66,23 @@ netns_link() {
         x "${e%%:*}" ip link set "${e#*:}" up
         x "${e%%:*}" ip link set lo up
         x "${e%%:*}" ethtool -K "${e#*:}" tx off >/dev/null
+    done
+}
+
+netns_bridge() {
+    local sw=$1 br=$2 swp=$3 hp=$4 i=0 e n a
+    shift 4
+    x "$sw" ip link add "$br" type bridge
+    x "$sw" ip link set "$br" up
+    for e in "$@"; do
+        n=${e%%:*} a=${e#*:}
+        i=$((i + 1))
+        ip link add "$swp$i" netns "$sw" type veth peer name "$hp$i" netns "$n"
+        x "$sw" ip link set "$swp$i" master "$br" up
+        x "$n" ip addr add "$a" dev "$hp$i"
+        x "$n" ip link set "$hp$i" up
+        x "$n" ip link set lo up
+        x "$n" ethtool -K "$hp$i" tx off >/dev/null
+        x "$sw" ethtool -K "$swp$i" tx off >/dev/null
     done
 }

@@ -11,42 +11,18 @@
 # on to A. The same change on a service without daisy_chain (port 8081) breaks exactly the
 # connections whose slot moved to B (B resets them): the check can fail.
 . "$(dirname "$0")/../cli/lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root (namespaces, XDP) and CI=true"; exit 1; }
-    echo "SKIP: needs root (network namespaces, XDP)"
-    exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+netns_require python3 ethtool nsenter
 XLB=$(cd "$BIN" && pwd)/xdp-lb
 PY=/usr/bin/python3
 [ -x $PY ] || PY=$(command -v python3)
-NS="xlb-dc xlb-dl xlb-ds xlb-da xlb-db"
-PIDS=()
-cleanup() {
+netns_cleanup_hook() {
     [ -e /run/netns/xlb-dl ] && nsenter --net=/run/netns/xlb-dl "$XLB" -q unload -i xlb-de2 >/dev/null 2>&1
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    for n in $NS; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$T"
 }
-trap cleanup EXIT
-for n in $NS; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; done
-x() { local n=$1; shift; ip netns exec "$n" "$@"; }
+netns_start xlb-dc xlb-dl xlb-ds xlb-da xlb-db
 
-x xlb-ds ip link add xlb-dbr type bridge
-x xlb-ds ip link set xlb-dbr up
-i=0
-for pair in "xlb-dc:10.98.0.1" "xlb-dl:10.98.0.2" "xlb-da:10.98.0.11" "xlb-db:10.98.0.12"; do
-    n=${pair%%:*} a=${pair#*:}
-    i=$((i + 1))
-    ip link add "xlb-ds$i" netns xlb-ds type veth peer name "xlb-de$i" netns "$n"
-    x xlb-ds ip link set "xlb-ds$i" master xlb-dbr up
-    x "$n" ip addr add "$a/24" dev "xlb-de$i"
-    x "$n" ip link set "xlb-de$i" up
-    x "$n" ip link set lo up
-    x "$n" ethtool -K "xlb-de$i" tx off >/dev/null
-    x xlb-ds ethtool -K "xlb-ds$i" tx off >/dev/null
-done
+netns_bridge xlb-ds xlb-dbr xlb-ds xlb-de xlb-dc:10.98.0.1/24 xlb-dl:10.98.0.2/24 xlb-da:10.98.0.11/24 \
+    xlb-db:10.98.0.12/24
 VIP=10.201.0.1
 A=10.98.0.11
 B=10.98.0.12

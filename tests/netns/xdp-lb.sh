@@ -13,43 +13,18 @@
 # shares, 200 long-lived connections that survive a backend-set change, and a QUIC-like
 # client that keeps its backend (server id in the CID) while changing source port.
 . "$(dirname "$0")/../cli/lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root (namespaces, XDP) and CI=true"; exit 1; }
-    echo "SKIP: needs root (network namespaces, XDP)"
-    exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+netns_require python3 ethtool nsenter
 XLB=$(cd "$BIN" && pwd)/xdp-lb
 PY=/usr/bin/python3
 [ -x $PY ] || PY=$(command -v python3)
-NS="xlb-c xlb-l xlb-s xlb-b1 xlb-b2 xlb-b3 xlb-b4"
-PIDS=()
-cleanup() {
+netns_cleanup_hook() {
     [ -e /run/netns/xlb-l ] && nsenter --net=/run/netns/xlb-l "$XLB" -q unload -i xlb-e2 >/dev/null 2>&1
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    for n in $NS; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$T"
 }
-trap cleanup EXIT
-for n in $NS; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; done
-x() { local n=$1; shift; ip netns exec "$n" "$@"; }
+netns_start xlb-c xlb-l xlb-s xlb-b1 xlb-b2 xlb-b3 xlb-b4
 
-x xlb-s ip link add xlb-br type bridge
-x xlb-s ip link set xlb-br up
-i=0
-for pair in "xlb-c:10.99.0.1" "xlb-l:10.99.0.2" "xlb-b1:10.99.0.11" "xlb-b2:10.99.0.12" "xlb-b3:10.99.0.13"; do
-    n=${pair%%:*} a=${pair#*:}
-    i=$((i + 1))
-    ip link add "xlb-s$i" netns xlb-s type veth peer name "xlb-e$i" netns "$n"
-    x xlb-s ip link set "xlb-s$i" master xlb-br up
-    x "$n" ip addr add "$a/24" dev "xlb-e$i"
-    x "$n" ip link set "xlb-e$i" up
-    x "$n" ip link set lo up
-    # Checksums must be complete before XDP moves a packet to another host.
-    x "$n" ethtool -K "xlb-e$i" tx off >/dev/null
-    x xlb-s ethtool -K "xlb-s$i" tx off >/dev/null
-done
+netns_bridge xlb-s xlb-br xlb-s xlb-e xlb-c:10.99.0.1/24 xlb-l:10.99.0.2/24 xlb-b1:10.99.0.11/24 \
+    xlb-b2:10.99.0.12/24 xlb-b3:10.99.0.13/24
 VIP=10.200.0.1
 x xlb-c ip route add $VIP/32 via 10.99.0.2
 for b in 1 2 3; do x "xlb-b$b" ip addr add $VIP/32 dev lo; done
@@ -177,15 +152,7 @@ grep -q detached "$T/lb.log" || fail "no detach message"
 # A fourth backend behind a second interface of the balancer (xlb-lr): the balancer
 # redirects to it through the devmap. Its replies are routed back through the balancer.
 VIP2=10.200.0.2
-ip link add xlb-lr netns xlb-l type veth peer name xlb-r4 netns xlb-b4
-x xlb-l ip addr add 10.99.1.2/24 dev xlb-lr
-x xlb-b4 ip addr add 10.99.1.14/24 dev xlb-r4
-for l in "xlb-l xlb-lr" "xlb-b4 xlb-r4"; do
-    set -- $l
-    x "$1" ip link set "$2" up
-    x "$1" ethtool -K "$2" tx off >/dev/null
-done
-x xlb-b4 ip link set lo up
+netns_link xlb-l xlb-lr 10.99.1.2/24 xlb-b4 xlb-r4 10.99.1.14/24
 x xlb-b4 ip addr add $VIP2/32 dev lo
 x xlb-b4 ip route add default via 10.99.1.2
 x xlb-l sysctl -qw net.ipv4.ip_forward=1
