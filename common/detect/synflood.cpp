@@ -289,6 +289,43 @@ bool parse_tcp4_fast(std::span<const uint8_t> d, net::LinkType link, SynPacket& 
 void SynFloodDetector::add(const net::Packet& p, int64_t ts_us, uint32_t wire_len) { add_impl(p, ts_us, wire_len); }
 void SynFloodDetector::add(const SynPacket& p, int64_t ts_us, uint32_t wire_len) { add_impl(p, ts_us, wire_len); }
 
+inline void SynFloodDetector::count_syn_dst(Dst& d, uint32_t sec, uint32_t wire_len, uint16_t dport, uint8_t ttl,
+                                            uint64_t hs) {
+    d.syn++;
+    d.syn_bytes += wire_len;
+    bump(d.sec_syn, sec);
+    bump(d.sec_bytes, sec, wire_len);
+    if (!d.last_port_count || d.last_port != dport) {
+        d.last_port_count = &d.ports[dport];  // node-based map: the reference stays valid
+        d.last_port = dport;
+    }
+    ++*d.last_port_count;
+    d.ttl[ttl]++;
+    d.distinct.add_hash(hs);
+}
+
+inline void SynFloodDetector::count_syn_flow(Dst& d, Src* s, uint64_t fp, uint32_t di, uint32_t sec) {
+    uint32_t new_flow = 0;
+    uint64_t* fs = flows_.get(fp, true);
+    if (fs && !(*fs & 1)) {
+        *fs |= 1;
+        new_flow = flows_.weight();
+        d.syn_flows += new_flow;
+        r_.syn_flows += new_flow;
+    }
+    if (s) {
+        s->syn++;
+        s->syn_flows += new_flow;
+        s->last_dst = di;
+        s->last_sec = sec;
+        if (sec != s->cur_sec) {
+            s->cur_sec = sec;
+            s->cur = 0;
+        }
+        if (++s->cur > s->peak) s->peak = s->cur;
+    }
+}
+
 template <typename P>
 void SynFloodDetector::add_impl(const P& p, int64_t ts_us, uint32_t wire_len) {
     r_.packets++;
@@ -310,17 +347,7 @@ void SynFloodDetector::add_impl(const P& p, int64_t ts_us, uint32_t wire_len) {
         Dst& d = *dst_list_[di];
         d.sources.prefetch(hs);
         d.prefixes.prefetch(hn);
-        d.syn++;
-        d.syn_bytes += wire_len;
-        bump(d.sec_syn, sec);
-        bump(d.sec_bytes, sec, wire_len);
-        if (!d.last_port_count || d.last_port != p.dport) {
-            d.last_port_count = &d.ports[p.dport];  // node-based map: the reference stays valid
-            d.last_port = p.dport;
-        }
-        ++*d.last_port_count;
-        d.ttl[p.ttl]++;
-        d.distinct.add_hash(hs);
+        count_syn_dst(d, sec, wire_len, p.dport, p.ttl, hs);
         if (uint64_t* c = d.sources.get(p.src, hs, kMaxTracked)) ++*c;
         if (uint64_t* c = d.prefixes.get(net, hn, kMaxTracked)) ++*c;
         all_sources_.add_hash(hs);
@@ -332,25 +359,7 @@ void SynFloodDetector::add_impl(const P& p, int64_t ts_us, uint32_t wire_len) {
             s->first_sec = s->cur_sec = sec;
             s->syn = s->syn_flows = s->cur = s->peak = promote_ - 1;
         }
-        uint32_t new_flow = 0;
-        uint64_t* fs = flows_.get(fp, true);
-        if (fs && !(*fs & 1)) {
-            *fs |= 1;
-            new_flow = flows_.weight();
-            d.syn_flows += new_flow;
-            r_.syn_flows += new_flow;
-        }
-        if (s) {
-            s->syn++;
-            s->syn_flows += new_flow;
-            s->last_dst = di;
-            s->last_sec = sec;
-            if (sec != s->cur_sec) {
-                s->cur_sec = sec;
-                s->cur = 0;
-            }
-            if (++s->cur > s->peak) s->peak = s->cur;
-        }
+        count_syn_flow(d, s, fp, di, sec);
         return;
     }
     if ((f & TF::syn) && (f & TF::ack)) {
@@ -480,18 +489,7 @@ void SynFloodDetector::syn_v4(const uint8_t* ip, const uint8_t* th, uint32_t sec
     Dst& d = *dst_list_[di];
     d.sources.prefetch(hs);
     d.prefixes.prefetch(hn);
-    d.syn++;
-    d.syn_bytes += wire_len;
-    bump(d.sec_syn, sec);
-    bump(d.sec_bytes, sec, wire_len);
-    const uint16_t dport = static_cast<uint16_t>(th[2] << 8 | th[3]);
-    if (!d.last_port_count || d.last_port != dport) {
-        d.last_port_count = &d.ports[dport];
-        d.last_port = dport;
-    }
-    ++*d.last_port_count;
-    d.ttl[ip[8]]++;
-    d.distinct.add_hash(hs);
+    count_syn_dst(d, sec, wire_len, static_cast<uint16_t>(th[2] << 8 | th[3]), ip[8], hs);
     if (uint64_t* c = d.sources.get_v4(src, hs, kMaxTracked)) ++*c;
     if (uint64_t* c = d.prefixes.get_v4(pfx, hn, kMaxTracked)) ++*c;
     all_sources_.add_hash(hs);
@@ -501,25 +499,7 @@ void SynFloodDetector::syn_v4(const uint8_t* ip, const uint8_t* th, uint32_t sec
         s->first_sec = s->cur_sec = sec;
         s->syn = s->syn_flows = s->cur = s->peak = promote_ - 1;
     }
-    uint32_t new_flow = 0;
-    uint64_t* fs = flows_.get(fp, true);
-    if (fs && !(*fs & 1)) {
-        *fs |= 1;
-        new_flow = flows_.weight();
-        d.syn_flows += new_flow;
-        r_.syn_flows += new_flow;
-    }
-    if (s) {
-        s->syn++;
-        s->syn_flows += new_flow;
-        s->last_dst = di;
-        s->last_sec = sec;
-        if (sec != s->cur_sec) {
-            s->cur_sec = sec;
-            s->cur = 0;
-        }
-        if (++s->cur > s->peak) s->peak = s->cur;
-    }
+    count_syn_flow(d, s, fp, di, sec);
 }
 
 namespace {

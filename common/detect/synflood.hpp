@@ -309,6 +309,10 @@ private:
     uint32_t dst_index(const net::IpAddr& a);
     uint32_t dst_index_v4(uint32_t wire);
     void syn_v4(const uint8_t* ip, const uint8_t* th, uint32_t sec, uint32_t wire_len);
+    // The SYN bookkeeping both paths share (generic add_impl and the IPv4 fast path):
+    // the destination's counters, then the flow and the exact source entry, if any.
+    inline void count_syn_dst(Dst& d, uint32_t sec, uint32_t wire_len, uint16_t dport, uint8_t ttl, uint64_t hs);
+    inline void count_syn_flow(Dst& d, Src* s, uint64_t fp, uint32_t di, uint32_t sec);
     uint32_t second(int64_t ts_us);
 
     SynFloodParams p_;
