@@ -728,7 +728,7 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
     edge::bpf::detach_xdp(ifindex, flags, bpf_program__fd(s->progs.synflood));
     close_sockets();
     close(sfd);
-    fs::remove_all(dir);
+    edge::bpf::remove_pins(dir);
     want_cookies(false);
     log_event(g, Record("guard_event").str("event", "detached").str("interface", o.interface).text(
                      fmt::format("detached from {}", o.interface)));

@@ -222,7 +222,7 @@ int run_unload(const Options& o, const edge::cli::Globals& g, edge::out::Output&
             if (!detached) edge::failure("cannot detach the program from {}", o.interface);
         }
     }
-    fs::remove_all(l.dir);
+    edge::bpf::remove_pins(l.dir);
     event(g, edge::out::Record("lb_event")
                  .str("event", "unloaded")
                  .str("interface", o.interface)

@@ -173,7 +173,7 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
         }
     }
     edge::bpf::detach_xdp(ifindex, flags, bpf_program__fd(s->progs.xdp_lb));
-    fs::remove_all(dir);
+    edge::bpf::remove_pins(dir);
     log_event(g, edge::out::Record("lb_event").str("event", "detached").str("interface", o.interface).text(
                      fmt::format("detached from {}", o.interface)));
     return rc;

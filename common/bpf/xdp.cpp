@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -76,6 +77,19 @@ uint32_t attach_xdp(int ifindex, int prog_fd, const std::string& ifname, const s
 void detach_xdp(int ifindex, uint32_t flags, int prog_fd) {
     LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd);
     bpf_xdp_detach(ifindex, (flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST) | XDP_FLAGS_REPLACE, &opts);
+}
+
+void remove_pins(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    const fs::path top = "/sys/fs/bpf/edge";
+    // fs::remove deletes only an empty directory: another tool's or interface's pins stay.
+    for (fs::path p = fs::path(dir).parent_path(); !p.empty() && p.string().starts_with(top.string());
+         p = p.parent_path()) {
+        if (!fs::remove(p, ec)) break;
+        if (p == top) break;
+    }
 }
 
 }  // namespace edge::bpf

@@ -13,6 +13,9 @@ int ifindex_of(const std::string& ifname);
 void require_bpf();
 // Mounts /sys/fs/bpf when it is not a BPF file system (fresh machines have none).
 void ensure_bpffs();
+// Removes a tool's pin directory (/sys/fs/bpf/edge/TOOL/IF) and then those of its
+// parents, up to /sys/fs/bpf/edge, that it left empty. Never fails: teardown.
+void remove_pins(const std::string& dir);
 
 // The id of the XDP program attached to the interface (0: none) and its attach mode.
 uint32_t attached_prog(int ifindex, uint8_t* mode = nullptr);

@@ -158,6 +158,8 @@ expect_rc 0
 expect_err 'unloaded from xlb-ctl0'
 ip -n $NS link show xlb-ctl0 | grep -q xdp && fail "XDP program still attached"
 [ -e /sys/fs/bpf/edge/xdp-lb/xlb-ctl0 ] && fail "pins left behind"
+# ... nor an empty directory above them (another test's balancer may hold pins there).
+[ -d /sys/fs/bpf/edge/xdp-lb ] && [ -z "$(ls -A /sys/fs/bpf/edge/xdp-lb)" ] && fail "empty /sys/fs/bpf/edge/xdp-lb left behind"
 inns unload -i xlb-ctl0
 expect_usage_error xdp-lb
 
