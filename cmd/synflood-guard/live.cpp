@@ -701,6 +701,14 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
                 if (p.cookie == CookieMode::automatic) d->flags |= SFG_D_COOKIE;
                 if (p.flood_syn_pps) d->syn_pps = p.flood_syn_pps;
                 want_cookies(true);
+            } else if (change == Adaptive::Change::flood_end) {
+                if (p.cookie == CookieMode::automatic) d->flags &= ~uint32_t{SFG_D_COOKIE};
+                d->syn_pps = p.syn_pps;
+            }
+            // The data plane has the new mode before anyone hears of it: a client that
+            // starts on the flood_start event must meet the cookies.
+            set_dest(maps, p, *d);
+            if (change == Adaptive::Change::flood_start) {
                 log_event(g, Record("guard_event")
                                  .str("event", "flood_start")
                                  .str("destination", p.name())
@@ -711,8 +719,6 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
                                                    rate, a.threshold, d->flags & SFG_D_COOKIE ? ": answering with SYN cookies" : "")));
                 out.emit(mitigation(p, a, false, o.interface));
             } else if (change == Adaptive::Change::flood_end) {
-                if (p.cookie == CookieMode::automatic) d->flags &= ~uint32_t{SFG_D_COOKIE};
-                d->syn_pps = p.syn_pps;
                 log_event(g, Record("guard_event")
                                  .str("event", "flood_end")
                                  .str("destination", p.name())
@@ -721,7 +727,6 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
                 out.emit(mitigation(p, a, true, o.interface));
             }
             any_flooded |= a.flooded;
-            set_dest(maps, p, *d);
         }
         want_cookies(any_flooded);
     }
