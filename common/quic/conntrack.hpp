@@ -13,6 +13,10 @@
 #include <iterator>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <new>
+#include <span>
 #include <limits>
 #include <memory>
 #include <string>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "net/addr.hpp"
+#include "quic/arena.hpp"
 #include "quic/frames.hpp"
 #include "quic/header.hpp"
 #include "quic/initial.hpp"
@@ -28,49 +33,63 @@
 
 namespace edge::quic {
 
-// A connection ID. Up to 20 bytes (QUIC v1 and v2) it is kept inline: a connection's
-// CIDs and CID lists cost no allocation each. Longer ones (a long header of an unknown
-// version may carry up to 255 bytes) go to the heap.
+// A connection ID, in 24 bytes. Up to 22 bytes (all of QUIC v1 and v2's, at most 20) it
+// is kept inline: a connection's CIDs and CID lists cost no allocation each. Longer ones
+// (a long header of an unknown version may carry up to 255 bytes) go to the heap.
 class Cid {
 public:
-    Cid() = default;
+    Cid() noexcept { raw_[kSize] = 0; raw_[kHeap] = 0; }
     template <typename It>
-    Cid(It first, It last) {
+    Cid(It first, It last) : Cid() {
         assign(first, last);
     }
-    Cid(const std::vector<std::uint8_t>& v) { assign(v.begin(), v.end()); }  // NOLINT: implicit, like the vector it was
-    Cid(const Cid& o) { assign(o.begin(), o.end()); }
-    Cid(Cid&& o) noexcept { *this = std::move(o); }
+    Cid(const std::vector<std::uint8_t>& v) : Cid() { assign(v.begin(), v.end()); }  // NOLINT: implicit, like the vector it was
+    Cid(const Cid& o) : Cid() { assign(o.begin(), o.end()); }
+    Cid(Cid&& o) noexcept : Cid() { *this = std::move(o); }
     Cid& operator=(const Cid& o) {
         if (this != &o) assign(o.begin(), o.end());
         return *this;
     }
     Cid& operator=(Cid&& o) noexcept {
         if (this == &o) return *this;
-        delete[] heap_;
-        heap_ = o.heap_;
-        size_ = o.size_;
-        if (!heap_) std::copy(o.inline_, o.inline_ + size_, inline_);
-        o.heap_ = nullptr;
-        o.size_ = 0;
+        free_heap();
+        std::memcpy(raw_, o.raw_, sizeof raw_);  // inline bytes, or the heap block's pointer and size
+        o.raw_[kSize] = 0;
+        o.raw_[kHeap] = 0;
         return *this;
     }
-    ~Cid() { delete[] heap_; }
+    ~Cid() { free_heap(); }
     template <typename It>
     void assign(It first, It last) {
         const auto n = static_cast<std::size_t>(std::distance(first, last));
-        std::uint8_t* to = inline_;
-        if (n > kInline) to = new std::uint8_t[n];
+        if (n <= kInline) {
+            // Copied out first: the source may be this Cid's own heap bytes.
+            std::uint8_t tmp[kInline];
+            std::copy(first, last, tmp);
+            free_heap();
+            std::memcpy(raw_, tmp, n);
+            raw_[kSize] = static_cast<std::uint8_t>(n);
+            raw_[kHeap] = 0;
+            return;
+        }
+        auto* to = new std::uint8_t[n];
         std::copy(first, last, to);
-        delete[] heap_;
-        heap_ = n > kInline ? to : nullptr;
-        size_ = n;
+        free_heap();
+        std::memcpy(raw_, &to, sizeof to);
+        std::memcpy(raw_ + sizeof to, &n, sizeof n);
+        raw_[kSize] = 0;
+        raw_[kHeap] = 1;
     }
-    const std::uint8_t* data() const noexcept { return heap_ ? heap_ : inline_; }
+    const std::uint8_t* data() const noexcept { return raw_[kHeap] ? heap_ptr() : raw_; }
     const std::uint8_t* begin() const noexcept { return data(); }
-    const std::uint8_t* end() const noexcept { return data() + size_; }
-    std::size_t size() const noexcept { return size_; }
-    bool empty() const noexcept { return size_ == 0; }
+    const std::uint8_t* end() const noexcept { return data() + size(); }
+    std::size_t size() const noexcept {
+        if (!raw_[kHeap]) return raw_[kSize];
+        std::size_t n;
+        std::memcpy(&n, raw_ + sizeof(std::uint8_t*), sizeof n);
+        return n;
+    }
+    bool empty() const noexcept { return size() == 0; }
     std::uint8_t operator[](std::size_t i) const noexcept { return data()[i]; }
     friend bool operator==(const Cid& a, const Cid& b) noexcept {
         return std::equal(a.begin(), a.end(), b.begin(), b.end());
@@ -80,10 +99,137 @@ public:
     }
 
 private:
-    static constexpr std::size_t kInline = 20;
-    std::uint8_t* heap_ = nullptr;  // set iff size_ > kInline
-    std::size_t size_ = 0;
-    std::uint8_t inline_[kInline];
+    static constexpr std::size_t kInline = 22, kSize = 22, kHeap = 23;
+    std::uint8_t* heap_ptr() const noexcept {
+        std::uint8_t* p;
+        std::memcpy(&p, raw_, sizeof p);
+        return p;
+    }
+    void free_heap() noexcept {
+        if (raw_[kHeap]) delete[] heap_ptr();
+        raw_[kHeap] = 0;
+        raw_[kSize] = 0;
+    }
+    // Inline: the bytes, their count at [kSize], 0 at [kHeap]. On the heap: the block's
+    // pointer and size_t length at the front, 1 at [kHeap].
+    alignas(8) std::uint8_t raw_[24];
+};
+static_assert(sizeof(Cid) == 24);
+
+// A vector of up to N elements kept inline (no allocation), on the heap beyond: for a
+// connection's short lists (its versions, its CIDs), which nearly always stay short.
+template <typename T, std::size_t N>
+class SmallVec {
+public:
+    using value_type = T;
+    using iterator = T*;
+    using const_iterator = const T*;
+    SmallVec() noexcept = default;
+    SmallVec(std::initializer_list<T> il) { assign(il.begin(), il.end()); }
+    SmallVec(const SmallVec& o) { assign(o.begin(), o.end()); }
+    SmallVec(SmallVec&& o) noexcept { take(o); }
+    SmallVec& operator=(const SmallVec& o) {
+        if (this != &o) assign(o.begin(), o.end());
+        return *this;
+    }
+    SmallVec& operator=(SmallVec&& o) noexcept {
+        if (this != &o) {
+            clear();
+            release();
+            take(o);
+        }
+        return *this;
+    }
+    ~SmallVec() {
+        clear();
+        release();
+    }
+    template <typename It>
+    void assign(It first, It last) {
+        clear();
+        reserve(static_cast<std::size_t>(std::distance(first, last)));
+        for (; first != last; ++first) push_back(*first);
+    }
+    T* data() noexcept { return heap_ ? heap_ : reinterpret_cast<T*>(buf_); }
+    const T* data() const noexcept { return heap_ ? heap_ : reinterpret_cast<const T*>(buf_); }
+    T* begin() noexcept { return data(); }
+    T* end() noexcept { return data() + size_; }
+    const T* begin() const noexcept { return data(); }
+    const T* end() const noexcept { return data() + size_; }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return cap_; }
+    bool empty() const noexcept { return size_ == 0; }
+    T& operator[](std::size_t i) noexcept { return data()[i]; }
+    const T& operator[](std::size_t i) const noexcept { return data()[i]; }
+    T& front() noexcept { return data()[0]; }
+    const T& front() const noexcept { return data()[0]; }
+    T& back() noexcept { return data()[size_ - 1]; }
+    const T& back() const noexcept { return data()[size_ - 1]; }
+    operator std::span<const T>() const noexcept { return {data(), size_}; }  // NOLINT: implicit, like a vector's
+    void reserve(std::size_t n) {
+        if (n <= cap_) return;
+        T* to = std::allocator<T>().allocate(n);
+        T* from = data();
+        for (std::size_t i = 0; i < size_; ++i) {
+            new (to + i) T(std::move(from[i]));
+            from[i].~T();
+        }
+        release();
+        heap_ = to;
+        cap_ = n;
+    }
+    template <typename... A>
+    T& emplace_back(A&&... a) {
+        if (size_ == cap_) {
+            // An argument may live in this vector: build the element before moving them.
+            T v(std::forward<A>(a)...);
+            reserve(cap_ * 2);
+            return *new (data() + size_++) T(std::move(v));
+        }
+        return *new (data() + size_++) T(std::forward<A>(a)...);
+    }
+    void push_back(const T& v) { emplace_back(v); }
+    void push_back(T&& v) { emplace_back(std::move(v)); }
+    void clear() noexcept {
+        T* d = data();
+        for (std::size_t i = 0; i < size_; ++i) d[i].~T();
+        size_ = 0;
+    }
+    friend bool operator==(const SmallVec& a, const SmallVec& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+    friend bool operator==(const SmallVec& a, const std::vector<T>& b) {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+
+private:
+    void release() noexcept {
+        if (heap_) std::allocator<T>().deallocate(heap_, cap_);
+        heap_ = nullptr;
+        cap_ = N;
+    }
+    // Moves o's elements (or its heap block) here; o is left empty.
+    void take(SmallVec& o) noexcept {
+        if (o.heap_) {
+            heap_ = o.heap_;
+            cap_ = o.cap_;
+            size_ = o.size_;
+            o.heap_ = nullptr;
+            o.cap_ = N;
+            o.size_ = 0;
+            return;
+        }
+        T* d = reinterpret_cast<T*>(buf_);
+        T* s = reinterpret_cast<T*>(o.buf_);
+        for (std::size_t i = 0; i < o.size_; ++i) {
+            new (d + i) T(std::move(s[i]));
+            s[i].~T();
+        }
+        size_ = o.size_;
+        o.size_ = 0;
+    }
+    T* heap_ = nullptr;
+    std::uint32_t size_ = 0;
+    std::uint32_t cap_ = N;
+    alignas(T) unsigned char buf_[N * sizeof(T)];
 };
 
 inline constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
@@ -113,15 +259,16 @@ struct Connection {
     bool handshake_seen = false;  // the client's first Initial is in the capture
     std::int64_t first_us = 0, last_us = 0;
 
-    std::vector<std::uint32_t> versions;  // long-header versions in order of first use
+    SmallVec<std::uint32_t, 2> versions;  // long-header versions in order of first use
     bool version_negotiation = false;
     std::vector<std::uint32_t> vn_versions;  // offered by the server
     bool retry = false;
     std::size_t retry_token_bytes = 0;
     int retry_tag_ok = -1;  // -1 unknown, 0 bad, 1 good
     Cid original_dcid;      // DCID of the client's first Initial
-    std::vector<Cid> dcids, scids;            // every DCID/SCID seen in a header, first-seen order
-    std::vector<Cid> client_cids, server_cids;  // CIDs each side issued (SCIDs, Retry, NEW_CONNECTION_ID)
+    using CidList = SmallVec<Cid, 2>;          // most lists hold one or two
+    CidList dcids, scids;                      // every DCID/SCID seen in a header, first-seen order
+    CidList client_cids, server_cids;          // CIDs each side issued (SCIDs, Retry, NEW_CONNECTION_ID)
 
     DirCounts from_client, from_server;
     // Until the client proves its address (its first Handshake or 1-RTT packet),
@@ -182,6 +329,12 @@ struct Connection {
     std::vector<std::uint8_t> ch_bytes_, sh_bytes_, ee_bytes_;
 };
 
+// A tracker's connections live in its arena: their owner runs only the destructor.
+struct ConnectionDestroy {
+    void operator()(Connection* c) const noexcept { c->~Connection(); }
+};
+using ConnectionPtr = std::unique_ptr<Connection, ConnectionDestroy>;
+
 // One QUIC packet, for per-packet output.
 struct PacketRecord {
     std::size_t conn = 0;
@@ -235,6 +388,11 @@ public:
     ByteKeyIndex();
     const std::uint32_t* find(Bytes key) const noexcept;
     void set(Bytes key, std::uint32_t value);  // keys longer than kMaxKey are ignored
+    // Starts loading the slot a find() or set() of `key` probes first (a hint: the probed
+    // table is bigger than the caches, so a lookup is mostly one cache miss).
+    void prefetch(Bytes key) const noexcept {
+        if (key.size() <= kMaxKey) __builtin_prefetch(slots_ + (hash(key) & (nslots_ - 1)));
+    }
     // Room for n keys without growing (growing rehashes everything).
     void reserve(std::size_t n);
     std::size_t size() const noexcept { return used_; }
@@ -247,7 +405,7 @@ private:
         std::uint8_t len;
         std::uint8_t key[kMaxKey];
     };
-    static constexpr std::size_t kChunkBits = 12;  // 4096 entries, 256 KiB, per chunk
+    static constexpr std::size_t kChunkBits = 12;  // 4096 entries, 256 KiB, per chunk (from arena_)
     Entry& entry(std::size_t i) noexcept { return chunks_[i >> kChunkBits][i & ((std::size_t{1} << kChunkBits) - 1)]; }
     const Entry& entry(std::size_t i) const noexcept {
         return chunks_[i >> kChunkBits][i & ((std::size_t{1} << kChunkBits) - 1)];
@@ -256,9 +414,11 @@ private:
     void place(std::uint64_t h, std::size_t entry_index) noexcept;
     void resize(std::size_t slots);
     // 0: empty; else (hash >> 32) << 32 | (entry index + 1).
-    std::vector<std::uint64_t> slots_;
-    std::size_t nslots_ = 0;  // slots_.size()
-    std::vector<std::unique_ptr<Entry[]>> chunks_;
+    ZeroedPages slots_mem_;
+    std::uint64_t* slots_ = nullptr;  // in slots_mem_
+    std::size_t nslots_ = 0;
+    Arena arena_;
+    std::vector<Entry*> chunks_;
     std::size_t used_ = 0;
     std::uint64_t seed_;
 };
@@ -280,7 +440,11 @@ public:
     FeedResult feed(std::int64_t ts_us, const net::Endpoint& src, const net::Endpoint& dst, Bytes payload,
                     std::size_t udp_bytes = 0, std::vector<PacketRecord>* packets = nullptr);
 
-    const std::vector<std::unique_ptr<Connection>>& connections() const noexcept { return conns_; }
+    const std::vector<ConnectionPtr>& connections() const noexcept { return conns_; }
+    // A hint for callers that hold datagrams ahead of the one they feed: starts loading
+    // what feed() of this datagram will look up first (its address pair and, for a long
+    // header, its DCID and SCID), so that it is in cache a few datagrams later.
+    void prefetch(const net::Endpoint& src, const net::Endpoint& dst, Bytes payload) const noexcept;
     const TrackerStats& stats() const noexcept { return stats_; }
     bool is_quic_port(std::uint16_t port) const noexcept;
 
@@ -320,7 +484,7 @@ private:
     Connection* create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst, const PacketHeader& h0);
     void index_cid(Connection& c, Bytes cid);
     void index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b);
-    void add_cid(Connection& c, std::vector<Cid>& list, Bytes cid, bool index);
+    void add_cid(Connection& c, Connection::CidList& list, Bytes cid, bool index);
     void process(Connection& c, Dir d, std::int64_t ts, const PacketHeader& h, PacketRecord* rec);
     void handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload, PacketRecord* rec);
     // A complete ClientHello message for c: parsed and kept; false if malformed.
@@ -332,7 +496,8 @@ private:
 
     TrackerOptions opts_;
     TrackerStats stats_;
-    std::vector<std::unique_ptr<Connection>> conns_;
+    Arena arena_;  // the connections (declared first: they go before their memory)
+    std::vector<ConnectionPtr> conns_;
     ByteKeyIndex by_cid_;                   // CID bytes -> index in conns_
     ByteKeyIndex by_tuple_;                 // src+dst -> index in conns_
     std::vector<std::size_t> cid_lengths_;  // distinct non-zero CID lengths issued

@@ -103,7 +103,8 @@ Error parse_sni(Bytes ext, std::string& sni) {
         std::uint8_t type = 0;
         Bytes name;
         if (!lr.u8(type) || !lr.vec16(name)) return Error::truncated;
-        if (type == 0 && sni.empty()) sni.assign(name.begin(), name.end());  // host_name
+        // host_name (from a pointer and a length: an iterator range would build a temporary string)
+        if (type == 0 && sni.empty()) sni.assign(reinterpret_cast<const char*>(name.data()), name.size());
     }
     return Error::ok;
 }

@@ -4,6 +4,8 @@
 // and coalesced packets, decryption with a key log, and garbage of every kind.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -395,8 +397,9 @@ TEST_CASE("random and mutated datagrams never crash the tracker") {
     CHECK(t.stats().quic_datagrams + t.stats().garbage + t.stats().not_quic == 20000);
 }
 
-TEST_CASE("Cid: inline up to 20 bytes, on the heap beyond; copies, moves and comparisons") {
-    for (std::size_t n : {0u, 1u, 8u, 20u, 21u, 40u, 255u}) {
+TEST_CASE("Cid: inline up to 22 bytes, on the heap beyond; copies, moves and comparisons") {
+    static_assert(sizeof(Cid) == 24);
+    for (std::size_t n : {0u, 1u, 8u, 20u, 21u, 22u, 23u, 40u, 255u, 300u}) {
         Buf b(n);
         for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * 7 + n);
         Cid c(b.begin(), b.end());
@@ -416,6 +419,14 @@ TEST_CASE("Cid: inline up to 20 bytes, on the heap beyond; copies, moves and com
         CHECK(other == Buf{1, 2, 3});
         other.assign(b.begin(), b.end());
         CHECK(other == c);
+        other.assign(other.begin(), other.end());  // from its own bytes (inline or heap)
+        CHECK(other == c);
+        other.assign(other.begin(), other.begin() + static_cast<std::ptrdiff_t>(n / 2));  // shrinking into itself
+        CHECK(other == Buf(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n / 2)));
+        Cid target(Buf(30, 5));
+        target = std::move(moved);  // a heap one replaced by a move
+        CHECK(target == c);
+        CHECK(moved.empty());
         if (n) {
             Buf changed = b;
             changed.back() ^= 1;
@@ -427,6 +438,74 @@ TEST_CASE("Cid: inline up to 20 bytes, on the heap beyond; copies, moves and com
     v.emplace_back(Buf(20, 3));
     v.erase(v.begin());  // moves the elements after it
     CHECK(v == std::vector<Cid>{Buf(30, 2), Buf(20, 3)});
+}
+
+TEST_CASE("SmallVec: the same as std::vector under random pushes, copies, moves and clears") {
+    std::mt19937_64 rng(5);
+    auto cid = [&] { return Cid(Buf(rng() % 30, static_cast<std::uint8_t>(rng()))); };
+    SmallVec<Cid, 2> a, b;
+    std::vector<Cid> ra, rb;
+    for (int step = 0; step < 20000; ++step) {
+        switch (rng() % 10) {
+            case 0: case 1: case 2: case 3: {
+                Cid x = cid();
+                a.push_back(x);
+                ra.push_back(x);
+                break;
+            }
+            case 4:
+                if (!a.empty()) {  // an element of its own, pushed while the storage may move
+                    const std::size_t i = rng() % a.size();
+                    a.push_back(a[i]);
+                    ra.push_back(ra[i]);
+                }
+                break;
+            case 5: b = a; rb = ra; break;
+            case 6: { SmallVec<Cid, 2> m(std::move(a)); a = std::move(b); b = std::move(m); std::swap(ra, rb); break; }
+            case 7: if (rng() % 8 == 0) { a.clear(); ra.clear(); } break;
+            case 8: { SmallVec<Cid, 2> c(a); CHECK(c == a); a = c; break; }
+            case 9: a.reserve(a.size() + rng() % 5); break;
+        }
+        REQUIRE(a.size() == ra.size());
+        REQUIRE(a == ra);
+        REQUIRE(b == rb);
+        if (!a.empty()) REQUIRE(a.back() == ra.back());
+        if (a.size() > 8) { a.clear(); ra.clear(); }
+    }
+    SmallVec<std::uint32_t, 2> v{1, 2, 3};
+    CHECK(v == std::vector<std::uint32_t>{1, 2, 3});
+    CHECK(std::span<const std::uint32_t>(v).size() == 3);
+    CHECK_FALSE(v == std::vector<std::uint32_t>{1, 2});
+}
+
+TEST_CASE("Arena: aligned, disjoint, writable memory of any size; ZeroedPages: zeros") {
+    std::mt19937_64 rng(3);
+    Arena a;
+    a.reserve(1000);
+    std::vector<std::pair<std::uint8_t*, std::size_t>> got;
+    for (int i = 0; i < 3000; ++i) {
+        const std::size_t n = i % 500 == 0 ? (std::size_t{3} << 20) : rng() % 3000;  // a few bigger than a block
+        const std::size_t align = std::size_t{1} << (rng() % 7);
+        auto* p = static_cast<std::uint8_t*>(a.allocate(n, align));
+        REQUIRE(reinterpret_cast<std::uintptr_t>(p) % align == 0);
+        std::memset(p, i & 0xff, n);
+        got.emplace_back(p, n);
+    }
+    std::sort(got.begin(), got.end());
+    for (std::size_t i = 1; i < got.size(); ++i) REQUIRE(got[i - 1].first + got[i - 1].second <= got[i].first);
+    CHECK(a.blocks() >= 2);
+    Arena b(std::move(a));
+    CHECK(a.blocks() == 0);
+    CHECK(b.mapped_bytes() >= 3 * (std::size_t{3} << 20));
+    for (std::size_t bytes : {std::size_t{1}, std::size_t{5000}, std::size_t{3} << 20}) {
+        ZeroedPages z(bytes);
+        REQUIRE(z.size() >= bytes);
+        const auto* p = static_cast<const std::uint8_t*>(z.data());
+        CHECK(std::all_of(p, p + z.size(), [](std::uint8_t x) { return x == 0; }));
+        ZeroedPages m(std::move(z));
+        CHECK(m.data() == p);
+        CHECK(z.data() == nullptr);
+    }
 }
 
 TEST_CASE("ByteKeyIndex: keys of every length, overwrites, growth and reserve keep every entry") {
