@@ -40,20 +40,40 @@ struct edge_parsed {
 	__u8 fragment;
 };
 
-static __always_inline int edge_parse_l4(void *data, void *data_end, __u32 off, __u8 proto,
+/*
+ * The key is written in whole 64-bit words (address words, then ports, protocol,
+ * family and pad as one word), the widths its readers load it with (the flow hash,
+ * the balancer's caches and connection-table keys): a load that spans several
+ * smaller stores cannot take its value from the store queue and waits for them to
+ * reach the cache, a stall of a dozen cycles or more on each such read.
+ */
+typedef __u16 __attribute__((may_alias)) edge_u16a;
+typedef __u32 __attribute__((may_alias)) edge_u32a;
+typedef __u64 __attribute__((may_alias)) edge_u64a;
+
+/* key.sport, dport, proto, family and pad, as one word (ports as on the wire). */
+static __always_inline void edge_key_tail(struct edge_parsed *p, __u32 ports, __u8 proto, __u8 family)
+{
+	*(edge_u64a *)&p->key.sport = (__u64)ports | ((__u64)proto << 32) | ((__u64)family << 40);
+}
+
+static __always_inline int edge_parse_l4(void *data, void *data_end, __u32 off, __u8 proto, __u8 family,
 					 struct edge_parsed *p)
 {
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 		/* Ports are the first four bytes of both headers. */
 		__be16 *ports = data + off;
-		if ((void *)(ports + 2) > data_end)
+		if ((void *)(ports + 2) > data_end) {
+			edge_key_tail(p, 0, proto, family);
 			return EDGE_PARSE_TRUNCATED;
-		p->key.sport = ports[0];
-		p->key.dport = ports[1];
+		}
+		edge_key_tail(p, *(const edge_u32a *)ports, proto, family);
 		p->l4_off = off;
-	} else if (proto == IPPROTO_ICMP || proto == 58 /* ICMPv6 */) {
-		p->l4_off = off;
+		return EDGE_PARSE_OK;
 	}
+	edge_key_tail(p, 0, proto, family);
+	if (proto == IPPROTO_ICMP || proto == 58 /* ICMPv6 */)
+		p->l4_off = off;
 	return EDGE_PARSE_OK;
 }
 
@@ -85,27 +105,35 @@ static __always_inline int edge_parse(void *data, void *data_end, struct edge_pa
 			return EDGE_PARSE_TRUNCATED;
 		if (ip->ihl < 5)
 			return EDGE_PARSE_TRUNCATED;
-		p->key.family = EDGE_FAMILY_V4;
-		p->key.proto = ip->protocol;
-		__builtin_memcpy(p->key.src, &ip->saddr, 4);
-		__builtin_memcpy(p->key.dst, &ip->daddr, 4);
+		/* The address words: the 4 bytes, then the 12 zero bytes the caller cleared
+		 * (written again as words, so that the 8-byte reads of them forward). */
+		*(edge_u64a *)p->key.src = *(const edge_u32a *)&ip->saddr;
+		*(edge_u64a *)(p->key.src + 8) = 0;
+		*(edge_u64a *)p->key.dst = *(const edge_u32a *)&ip->daddr;
+		*(edge_u64a *)(p->key.dst + 8) = 0;
 		/* Non-first fragments carry no L4 header: hash on addresses only. */
 		if (ip->frag_off & bpf_htons(0x1fff)) {
+			edge_key_tail(p, 0, ip->protocol, EDGE_FAMILY_V4);
 			p->fragment = 1;
 			return EDGE_PARSE_OK;
 		}
 		if (ip->frag_off & bpf_htons(0x2000))
 			p->fragment = 1;
-		return edge_parse_l4(data, data_end, off + ip->ihl * 4, ip->protocol, p);
+		return edge_parse_l4(data, data_end, off + ip->ihl * 4, ip->protocol, EDGE_FAMILY_V4, p);
 	}
 	if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6 = data + off;
 		__u8 nh;
 		if ((void *)(ip6 + 1) > data_end)
 			return EDGE_PARSE_TRUNCATED;
-		p->key.family = EDGE_FAMILY_V6;
-		__builtin_memcpy(p->key.src, &ip6->saddr, 16);
-		__builtin_memcpy(p->key.dst, &ip6->daddr, 16);
+		{
+			const __u8 *a = (const __u8 *)&ip6->saddr;
+			*(edge_u64a *)p->key.src = *(const edge_u64a *)a;
+			*(edge_u64a *)(p->key.src + 8) = *(const edge_u64a *)(a + 8);
+			*(edge_u64a *)p->key.dst = *(const edge_u64a *)(a + 16);
+			*(edge_u64a *)(p->key.dst + 8) = *(const edge_u64a *)(a + 24);
+		}
+		edge_key_tail(p, 0, 0, EDGE_FAMILY_V6); /* the family for a header cut short below */
 		nh = ip6->nexthdr;
 		off += sizeof(*ip6);
 #pragma unroll
@@ -120,7 +148,7 @@ static __always_inline int edge_parse(void *data, void *data_end, struct edge_pa
 				__u16 fo = ((__u16)eh[2] << 8 | eh[3]);
 				p->fragment = 1;
 				if (fo & 0xfff8) {
-					p->key.proto = eh[0];
+					edge_key_tail(p, 0, eh[0], EDGE_FAMILY_V6);
 					return EDGE_PARSE_OK;
 				}
 				nh = eh[0];
@@ -133,8 +161,7 @@ static __always_inline int edge_parse(void *data, void *data_end, struct edge_pa
 				off += ((__u32)eh[1] + 1) * 8;
 			}
 		}
-		p->key.proto = nh;
-		return edge_parse_l4(data, data_end, off, nh, p);
+		return edge_parse_l4(data, data_end, off, nh, EDGE_FAMILY_V6, p);
 	}
 	return EDGE_PARSE_NOT_IP;
 }

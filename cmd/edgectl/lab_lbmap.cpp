@@ -133,7 +133,7 @@ LbFlowView lb_flow_view(uint32_t prog_id, const edge_flow_key& key) {
     v.hash = edge_flow_hash(&key, cfg->hash_k0, cfg->hash_k1);
     if (v.service && svc.ring_size) {
         v.ring_size = svc.ring_size;
-        v.slot = static_cast<uint32_t>(v.hash % svc.ring_size);
+        v.slot = edge_flow_slot(v.hash, svc.ring_size);  // the program's own mapping (edge/flow.h)
         uint32_t idx = svc.ring_base + v.slot, entry = XLB_NO_BACKEND;
         if (bpf_map_lookup_elem(ring->fd->fd, &idx, &entry) == 0) v.maglev_backend = backend(ring_backend(entry));
     }

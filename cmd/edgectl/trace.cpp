@@ -199,7 +199,7 @@ int run_trace(const TraceOptions& o, edge::out::Output& out) {
     edge::maglev::Table table(bs, s.table_size, {});
     auto hk = edge::hash::parse_key(s.hash_key);
     uint64_t h = edge::hash::flow_hash(*key, *hk);
-    uint32_t slot = static_cast<uint32_t>(h % s.table_size), ring = s.table_size;
+    uint32_t slot = edge_flow_slot(h, s.table_size), ring = s.table_size;
     std::string maglev = bs[table.lookup(h)].name, backend = maglev, picked_by = "maglev", lb_source = "stack";
     std::string text;
     Record lr("trace_lb");

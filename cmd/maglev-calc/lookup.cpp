@@ -20,7 +20,7 @@ struct Lookup {
 
     void emit(const edge_flow_key& k) {
         uint64_t h = edge::hash::flow_hash(k, key);
-        uint32_t slot = static_cast<uint32_t>(h % table.size());
+        uint32_t slot = table.slot(h);
         const auto& name = table.backends()[table.entries()[slot]].name;
         auto r = edge::records::flow(k);
         r.str("flow_hash", fmt::format("{:016x}", h)).num("slot", uint64_t{slot}).str("backend", name);

@@ -160,7 +160,7 @@ int run_bench(const Options& o, const edge::cli::Globals& g, edge::out::Output& 
         }
     }
     double floor = median(hot["null"]);
-    double floor_cold = median(cold["null"]);
+    double floor_cold = cold.count("null") ? median(cold.at("null")) : 0;  // no entry without --cold-flows
     for (auto& cs : cases) {
         double m = median(hot[cs.name]);
         auto rec = edge::out::Record("lb_bench");

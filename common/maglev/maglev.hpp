@@ -53,8 +53,11 @@ public:
     uint32_t size() const { return size_; }
     const std::vector<Backend>& backends() const { return backends_; }
     const std::vector<uint32_t>& entries() const { return entries_; }
+    // The slot of a flow hash: floor(hash * M / 2^64) (edge_flow_slot in edge/flow.h,
+    // the same in BPF).
+    uint32_t slot(uint64_t flow_hash) const { return edge_flow_slot(flow_hash, size_); }
     // The backend index for a flow hash.
-    uint32_t lookup(uint64_t flow_hash) const { return entries_[flow_hash % size_]; }
+    uint32_t lookup(uint64_t flow_hash) const { return entries_[slot(flow_hash)]; }
     // Entries owned by each backend.
     std::vector<uint64_t> counts() const;
 

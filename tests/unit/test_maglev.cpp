@@ -128,3 +128,14 @@ TEST_CASE("permutations stay in range") {
         }
     }
 }
+
+TEST_CASE("lookup reads the entry at the flow's slot, floor(hash * M / 2^64)") {
+    Table t({{"a"}, {"b"}, {"c"}}, 65537);
+    const uint64_t hs[] = {0, 1, 0x123456789abcdef0ULL, 0x8000000000000000ULL, ~0ULL};
+    for (uint64_t h : hs) {
+        uint32_t s = static_cast<uint32_t>((static_cast<unsigned __int128>(h) * 65537) >> 64);
+        CHECK(t.slot(h) == s);
+        CHECK(t.lookup(h) == t.entries()[s]);
+    }
+    CHECK(t.slot(~0ULL) == 65536);
+}
