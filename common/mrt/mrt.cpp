@@ -866,20 +866,26 @@ inline long count_v4_prefixes(const uint8_t* p, size_t n) {
     }
     return k;
 }
-// "a.b.c.d/len" for each prefix of a checked list, each line = head + prefix + rest.
+// head + "a.b.c.d/len" for the prefix at p (checked: len <= 32, its bytes there).
+inline char* put_v4_line_start(char* q, const uint8_t* p, std::string_view head) {
+    uint8_t len = p[0];
+    size_t nb = (len + 7u) / 8u;
+    uint8_t a[4] = {0, 0, 0, 0};
+    for (size_t k = 0; k < nb; ++k) a[k] = p[1 + k];
+    std::memcpy(q, head.data(), head.size());
+    q += head.size();
+    q += format_ipv4(a, q);
+    *q++ = '/';
+    if (len < 10) *q++ = char('0' + len);
+    else q = put_2(q, len);
+    return q;
+}
+// head + prefix + rest for each prefix of a checked list.
 inline char* put_v4_lines(char* q, const uint8_t* p, size_t n, std::string_view head, std::string_view rest) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t len = p[i];
-        size_t nb = (len + 7u) / 8u;
-        uint8_t a[4] = {0, 0, 0, 0};
-        for (size_t k = 0; k < nb; ++k) a[k] = p[i + 1 + k];
-        i += 1 + nb;
-        std::memcpy(q, head.data(), head.size());
-        q += head.size();
-        q += format_ipv4(a, q);
-        *q++ = '/';
-        q = put_u32(q, len);
+    const uint8_t* e = p + n;
+    while (p < e) {
+        q = put_v4_line_start(q, p, head);
+        p += 1 + (p[0] + 7u) / 8u;
         std::memcpy(q, rest.data(), rest.size());
         q += rest.size();
     }
@@ -887,7 +893,31 @@ inline char* put_v4_lines(char* q, const uint8_t* p, size_t n, std::string_view 
 }
 }  // namespace
 
-bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span<const uint8_t> upd, std::string& out) {
+void Text::grow(size_t n) {
+    size_t cap = std::max(cap_ * 2, len_ + n);
+    cap = std::max<size_t>(cap, 256);
+    std::unique_ptr<char[]> p(new char[cap]);  // not value-initialised: no clearing
+    if (len_) std::memcpy(p.get(), p_.get(), len_);
+    p_ = std::move(p);
+    cap_ = cap;
+}
+
+namespace {
+// std::string as a fast_update output (the room is zero-filled: for tests and callers
+// that hold a string).
+struct StringOut {
+    std::string& s;
+    char* room(size_t n) {
+        size_t b = s.size();
+        s.resize(b + n);
+        return s.data() + b;
+    }
+    void commit(const char* end) { s.resize(size_t(end - s.data())); }
+};
+}  // namespace
+
+template <class Out>
+bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span<const uint8_t> upd, Out& out) {
     const uint8_t* b = upd.data();
     size_t n = upd.size();
     if (n < 4) return false;
@@ -995,16 +1025,24 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
     bool local = m.subtype == bgp4mp::message_local || m.subtype == bgp4mp::message_as4_local;
     bool show_local = m.subtype == bgp4mp::message_local_addpath || m.subtype == bgp4mp::message_as4_local_addpath;
     const Addr& ip = show_local ? m.local_ip : m.peer_ip;
-    HeadKey key;
-    key.ts = hdr.timestamp;
-    key.us = hdr.type == type_bgp4mp_et ? hdr.microseconds : 0;
-    key.as = show_local ? m.local_as : m.peer_as;
-    key.type = hdr.type;
-    key.afi = m.afi;
-    std::memcpy(&key.ip0, ip.b.data(), 8);
-    std::memcpy(&key.ip1, ip.b.data() + 8, 8);
-    key.local = local;
-    if (!(head_len_ && key == head_key_)) {
+    // Compared field by field from registers: a key built on the stack and compared as a
+    // whole costs a store-forwarding stall per message.
+    uint32_t k_us = hdr.type == type_bgp4mp_et ? hdr.microseconds : 0, k_as = show_local ? m.local_as : m.peer_as;
+    uint64_t k_ip0, k_ip1;
+    std::memcpy(&k_ip0, ip.b.data(), 8);
+    std::memcpy(&k_ip1, ip.b.data() + 8, 8);
+    if (!(head_len_ && head_key_.ts == hdr.timestamp && head_key_.us == k_us && head_key_.as == k_as &&
+          head_key_.type == hdr.type && head_key_.afi == m.afi && head_key_.ip0 == k_ip0 && head_key_.ip1 == k_ip1 &&
+          head_key_.local == local)) {
+        HeadKey key;
+        key.ts = hdr.timestamp;
+        key.us = k_us;
+        key.as = k_as;
+        key.type = hdr.type;
+        key.afi = m.afi;
+        key.ip0 = k_ip0;
+        key.ip1 = k_ip1;
+        key.local = local;
         bool et = hdr.type == type_bgp4mp_et;
         char* h = head_buf_;
         const char* fmtname = et ? (local ? "BGP4MP_ET_LOCAL|" : "BGP4MP_ET|") : (local ? "BGP4MP_LOCAL|" : "BGP4MP|");
@@ -1038,21 +1076,99 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
     char* kind = head_buf_ + head_kind_;
     std::string_view hd(head_buf_, head_len_);
 
-    size_t base = out.size();
     if (nw) {
         *kind = 'W';
-        out.resize(base + size_t(nw) * (hd.size() + 20));
-        char* q = put_v4_lines(out.data() + base, wd, wl, hd, "\n");
-        out.resize(size_t(q - out.data()));
+        char* q = out.room(size_t(nw) * (hd.size() + 20));
+        q = put_v4_lines(q, wd, wl, hd, "\n");
+        out.commit(q);
         *kind = 'A';
-        base = out.size();
     }
     if (!na) return true;
 
-    // "|PATH|ORIGIN|NEXTHOP|LP|MED|COMMUNITIES|AG|AGGREGATOR|\n" after each prefix
-    char tail[8192];
-    char* t = tail;
-    *t++ = '|';
+    // "|PATH|ORIGIN|NEXTHOP|LP|MED|COMMUNITIES|AG|AGGREGATOR|\n" after each prefix: the
+    // path goes straight into the first line; what follows it ("post") mostly repeats from
+    // one UPDATE to the next (a peer's origin, next hop, LOCAL_PREF...), so its text is kept
+    // with the values it was made from. The other lines copy the first line's rest.
+    bool atomic = seen >> (bgp::attr::atomic_aggregate - 1) & 1;
+    uint32_t k_nh = nh ? be32(nh) : 0xffffffffu;
+    uint64_t k_agg = 0;
+    if (agg) std::memcpy(&k_agg, agg, 8);
+    bool cacheable = comms_len <= sizeof(post_key_.comms);
+    if (!(post_len_ && post_key_.origin == origin && post_key_.nh == k_nh && post_key_.lp == lp && post_key_.med == med &&
+          post_key_.atomic == atomic && post_key_.has_agg == (agg != nullptr) && post_key_.agg == k_agg &&
+          post_key_.comms_len == comms_len && (comms_len == 0 || std::memcmp(post_key_.comms, comms, comms_len) == 0))) {
+        // Longest: 1 + 10 + 1 + 15 + 1 + 10 + 1 + 10 + 1 + 13 per community + 4 + 22 + 2.
+        char* t = post_buf_;
+        if (!cacheable) {
+            post_big_.resize(128 + comms_len / 4 * 13);
+            t = post_big_.data();
+        }
+        char* t0 = t;
+        *t++ = '|';
+        const char* o = origin_text(origin);
+        size_t ol = std::strlen(o);
+        std::memcpy(t, o, ol);
+        t += ol;
+        *t++ = '|';
+        static const uint8_t none[4] = {255, 255, 255, 255};
+        t += format_ipv4(nh ? nh : none, t);
+        *t++ = '|';
+        t = put_u32(t, lp);
+        *t++ = '|';
+        t = put_u32(t, med);
+        *t++ = '|';
+        for (size_t k = 0; k < comms_len; k += 4) {
+            if (k) *t++ = ' ';
+            uint32_t c = be32(comms + k);
+            if (c == 0xFFFFFF01) t = static_cast<char*>(std::memcpy(t, "no-export", 9)) + 9;
+            else if (c == 0xFFFFFF02) t = static_cast<char*>(std::memcpy(t, "no-advertise", 12)) + 12;
+            else if (c == 0xFFFFFF03) t = static_cast<char*>(std::memcpy(t, "local-AS", 8)) + 8;
+            else {
+                t = put_u32(t, c >> 16);
+                *t++ = ':';
+                t = put_u32(t, c & 0xffff);
+            }
+        }
+        *t++ = '|';
+        if (atomic) {
+            std::memcpy(t, "AG|", 3);
+            t += 3;
+        } else {
+            std::memcpy(t, "NAG|", 4);
+            t += 4;
+        }
+        if (agg && !(agg[4] == 255 && agg[5] == 255 && agg[6] == 255 && agg[7] == 255)) {
+            t = put_u32(t, be32(agg));
+            *t++ = ' ';
+            t += format_ipv4(agg + 4, t);
+        }
+        *t++ = '|';
+        *t++ = '\n';
+        if (cacheable) {
+            post_len_ = size_t(t - t0);
+            post_key_.origin = origin;
+            post_key_.nh = k_nh;
+            post_key_.lp = lp;
+            post_key_.med = med;
+            post_key_.atomic = atomic;
+            post_key_.has_agg = agg != nullptr;
+            post_key_.agg = k_agg;
+            post_key_.comms_len = uint32_t(comms_len);
+            if (comms_len) std::memcpy(post_key_.comms, comms, comms_len);
+        } else {
+            post_len_ = 0;
+            post_big_.resize(size_t(t - t0));
+        }
+    }
+    std::string_view post = post_len_ ? std::string_view(post_buf_, post_len_) : std::string_view(post_big_);
+
+    // The first line: head, prefix, "|", path, post. An AS number is at most 10 digits and a
+    // separator for its 4 bytes, a segment's delimiters at most 3 for its 2 header bytes.
+    char* q = out.room(hd.size() + 18 + 2 + 3 * path_len + post.size());
+    const uint8_t* p = nl;
+    q = put_v4_line_start(q, p, hd);
+    char* rest0 = q;
+    *q++ = '|';
     if (path) {
         bool space = false;
         uint8_t prev = bgp::as_sequence, last = bgp::as_sequence;
@@ -1062,76 +1178,78 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
             uint32_t cnt = path[k + 1];
             const uint8_t* a = path + k + 2;
             k += 2 + size_t(cnt) * 4;
-            if (prev != bgp::as_sequence) *t++ = seg_end(prev);
-            if (space) *t++ = ' ';
-            if (st != bgp::as_sequence) *t++ = seg_start(st);
-            space = false;
+            if (prev != bgp::as_sequence) *q++ = seg_end(prev);
+            if (space) *q++ = ' ';
+            if (st != bgp::as_sequence) *q++ = seg_start(st);
             char sep = (st == bgp::as_set || st == bgp::as_confed_set) ? ',' : ' ';
-            for (uint32_t x = 0; x < cnt; ++x) {
-                if (space) *t++ = sep;
-                else space = true;
-                t = put_u32(t, be32(a + 4 * x));
+            if (cnt) {
+                q = put_u32(q, be32(a));
+                for (uint32_t x = 1; x < cnt; ++x) {
+                    *q++ = sep;
+                    q = put_u32(q, be32(a + 4 * x));
+                }
             }
+            space = cnt != 0;
             prev = last = st;
             any = true;
         }
-        if (any && last != bgp::as_sequence) *t++ = seg_end(last);
+        if (any && last != bgp::as_sequence) *q++ = seg_end(last);
     }
-    *t++ = '|';
-    const char* o = origin_text(origin);
-    size_t ol = std::strlen(o);
-    std::memcpy(t, o, ol);
-    t += ol;
-    *t++ = '|';
-    static const uint8_t none[4] = {255, 255, 255, 255};
-    t += format_ipv4(nh ? nh : none, t);
-    *t++ = '|';
-    t = put_u32(t, lp);
-    *t++ = '|';
-    t = put_u32(t, med);
-    *t++ = '|';
-    for (size_t k = 0; k < comms_len; k += 4) {
-        if (k) *t++ = ' ';
-        uint32_t c = be32(comms + k);
-        if (c == 0xFFFFFF01) t = static_cast<char*>(std::memcpy(t, "no-export", 9)) + 9;
-        else if (c == 0xFFFFFF02) t = static_cast<char*>(std::memcpy(t, "no-advertise", 12)) + 12;
-        else if (c == 0xFFFFFF03) t = static_cast<char*>(std::memcpy(t, "local-AS", 8)) + 8;
-        else {
-            t = put_u32(t, c >> 16);
-            *t++ = ':';
-            t = put_u32(t, c & 0xffff);
-        }
+    std::memcpy(q, post.data(), post.size());
+    q += post.size();
+    out.commit(q);
+    if (na == 1) return true;
+    size_t rest_len = size_t(q - rest0);
+    q = out.room(size_t(na - 1) * (hd.size() + 18 + rest_len));
+    const char* rest = q - rest_len;  // the first line's, just before the room (it may have moved)
+    p += 1 + (p[0] + 7u) / 8u;
+    for (long k = 1; k < na; ++k) {
+        q = put_v4_line_start(q, p, hd);
+        std::memcpy(q, rest, rest_len);
+        q += rest_len;
+        p += 1 + (p[0] + 7u) / 8u;
     }
-    *t++ = '|';
-    if (seen >> (bgp::attr::atomic_aggregate - 1) & 1) {
-        std::memcpy(t, "AG|", 3);
-        t += 3;
-    } else {
-        std::memcpy(t, "NAG|", 4);
-        t += 4;
-    }
-    if (agg && !(agg[4] == 255 && agg[5] == 255 && agg[6] == 255 && agg[7] == 255)) {
-        t = put_u32(t, be32(agg));
-        *t++ = ' ';
-        t += format_ipv4(agg + 4, t);
-    }
-    *t++ = '|';
-    *t++ = '\n';
-    std::string_view rest(tail, size_t(t - tail));
-    out.resize(base + size_t(na) * (hd.size() + 19 + rest.size()));
-    char* q = put_v4_lines(out.data() + base, nl, nn, hd, rest);
-    out.resize(size_t(q - out.data()));
+    out.commit(q);
     return true;
 }
 
-void BgpdumpFormatter::bgp4mp(const Header& h, const Bgp4mp& m, std::string& out) {
-    // The common case first: a well-formed UPDATE on a 4-octet session without ADD-PATH.
+// The common case first: a well-formed UPDATE on a 4-octet session without ADD-PATH.
+template <class Out>
+bool BgpdumpFormatter::try_fast(const Header& h, const Bgp4mp& m, Out& out) {
     if (!m.state && m.as4 && !m.addpath && m.msg.size() >= 19) {
         size_t size = size_t(m.msg[16]) << 8 | m.msg[17];
-        if (size >= 19 && size <= m.msg.size() && m.msg[18] == uint8_t(bgp::MsgType::update) &&
-            fast_update(h, m, m.msg.subspan(19, size - 19), out))
-            return;
+        return size >= 19 && size <= m.msg.size() && m.msg[18] == uint8_t(bgp::MsgType::update) &&
+               fast_update(h, m, m.msg.subspan(19, size - 19), out);
     }
+    return false;
+}
+
+void BgpdumpFormatter::bgp4mp(const Header& h, const Bgp4mp& m, std::string& out) {
+    StringOut so{out};
+    if (try_fast(h, m, so)) return;
+    bgp4mp_general(h, m, out);
+}
+
+void BgpdumpFormatter::bgp4mp(const Header& h, const Bgp4mp& m, Text& out) {
+    if (try_fast(h, m, out)) return;
+    scratch_.clear();
+    bgp4mp_general(h, m, scratch_);
+    out.append(scratch_);
+}
+
+void BgpdumpFormatter::rib(const Header& h, const Rib& r, const PeerIndex& peers, Text& out) {
+    scratch_.clear();
+    rib(h, r, peers, scratch_);
+    out.append(scratch_);
+}
+
+void BgpdumpFormatter::table_dump(const Header& h, const TableDump& t, Text& out) {
+    scratch_.clear();
+    table_dump(h, t, scratch_);
+    out.append(scratch_);
+}
+
+void BgpdumpFormatter::bgp4mp_general(const Header& h, const Bgp4mp& m, std::string& out) {
     char tbuf[32];
     char* te = put_u32(tbuf, h.timestamp);
     bool et = h.type == type_bgp4mp_et;

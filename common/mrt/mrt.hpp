@@ -8,6 +8,8 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -185,21 +187,87 @@ bool parse_prefixes(std::span<const uint8_t> p, bool addpath, std::vector<Prefix
 bgp::AsPath as_path(const Attrs& a);
 
 // ---- bgpdump -m -----------------------------------------------------------------------
+// An append-only byte buffer whose room is handed out without being zero-filled first
+// (std::string::resize would clear what the formatter is about to overwrite).
+class Text {
+public:
+    Text() = default;
+    Text(Text&& o) noexcept : p_(std::move(o.p_)), len_(o.len_), cap_(o.cap_) { o.len_ = o.cap_ = 0; }
+    Text& operator=(Text&& o) noexcept {
+        p_ = std::move(o.p_), len_ = o.len_, cap_ = o.cap_;
+        o.len_ = o.cap_ = 0;
+        return *this;
+    }
+    // At least n writable bytes at the end (contents unspecified); valid until the next
+    // call that changes the buffer. commit() then says where the new content ends.
+    char* room(size_t n) {
+        if (cap_ - len_ < n) grow(n);
+        return p_.get() + len_;
+    }
+    void commit(const char* end) { len_ = size_t(end - p_.get()); }
+    void append(const char* s, size_t n) {
+        if (n) std::memcpy(room(n), s, n);
+        len_ += n;
+    }
+    void append(std::string_view s) { append(s.data(), s.size()); }
+    void push_back(char c) {
+        *room(1) = c;
+        ++len_;
+    }
+    Text& operator+=(std::string_view s) {
+        append(s);
+        return *this;
+    }
+    Text& operator+=(char c) {
+        push_back(c);
+        return *this;
+    }
+    const char* data() const { return p_.get(); }
+    size_t size() const { return len_; }
+    bool empty() const { return len_ == 0; }
+    size_t capacity() const { return cap_; }
+    std::string_view view() const { return {p_.get(), len_}; }
+    void clear() { len_ = 0; }
+    void truncate(size_t n) { len_ = n < len_ ? n : len_; }
+    void erase_front(size_t n) {
+        n = n < len_ ? n : len_;
+        if (n < len_) std::memmove(p_.get(), p_.get() + n, len_ - n);
+        len_ -= n;
+    }
+    void reserve(size_t n) {
+        if (n > cap_) grow(n - len_);
+    }
+
+private:
+    void grow(size_t n);
+    std::unique_ptr<char[]> p_;
+    size_t len_ = 0, cap_ = 0;
+};
+
 // Appends the lines `bgpdump -m` prints for one record to `out`.
 class BgpdumpFormatter {
 public:
     // BGP4MP / BGP4MP_ET: STATE line, or A/W lines of an UPDATE (nothing for other messages).
     void bgp4mp(const Header& h, const Bgp4mp& m, std::string& out);
+    void bgp4mp(const Header& h, const Bgp4mp& m, Text& out);
     // TABLE_DUMP_V2 RIB record (the peer index table must have been read).
     void rib(const Header& h, const Rib& r, const PeerIndex& peers, std::string& out);
+    void rib(const Header& h, const Rib& r, const PeerIndex& peers, Text& out);
     void table_dump(const Header& h, const TableDump& t, std::string& out);
+    void table_dump(const Header& h, const TableDump& t, Text& out);
     std::vector<std::string> warnings;  // cleared by the caller
 
 private:
     // The common UPDATE (4-octet session, no ADD-PATH, IPv4 NLRI and withdrawals, only
     // attributes whose -m text needs no merging) in one pass straight into `out`; false,
     // with nothing written, for anything else (the general path then handles it).
-    bool fast_update(const Header& h, const Bgp4mp& m, std::span<const uint8_t> upd, std::string& out);
+    // Out: Text, or an adapter of std::string (room/commit).
+    template <class Out>
+    bool fast_update(const Header& h, const Bgp4mp& m, std::span<const uint8_t> upd, Out& out);
+    template <class Out>
+    bool try_fast(const Header& h, const Bgp4mp& m, Out& out);
+    void bgp4mp_general(const Header& h, const Bgp4mp& m, std::string& out);
+    std::string scratch_;  // the general path's lines on their way to a Text
     struct HeadKey {
         uint32_t ts = 0, us = 0, as = 0;
         uint16_t type = 0, afi = 0;
@@ -213,6 +281,20 @@ private:
     HeadKey head_key_;
     char head_buf_[160];
     size_t head_len_ = 0, head_kind_ = 0;
+    // The text after the AS path of the last UPDATE's lines, and what it was made from
+    // (communities up to 64 bytes; longer ones are formatted each time into post_big_).
+    struct PostKey {
+        int origin = -1;
+        uint32_t nh = 0, lp = 0, med = 0;
+        bool atomic = false, has_agg = false;
+        uint64_t agg = 0;
+        uint32_t comms_len = 0;
+        uint8_t comms[64] = {};
+    };
+    PostKey post_key_;
+    char post_buf_[320];
+    size_t post_len_ = 0;  // 0: nothing kept
+    std::string post_big_;
     void aspath_string(const Attrs& a);
     void attr_tail(const Attrs& a, const char* next_hop_text, std::string& out, bool signed_numbers = false);
     Attrs attrs_;

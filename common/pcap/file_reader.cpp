@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -20,6 +22,11 @@ constexpr uint32_t max_caplen = 262144;             // libpcap's limit for these
 constexpr uint32_t max_block = 16u << 20;           // libpcap's largest pcapng block
 constexpr uint32_t shb_type = 0x0A0D0D0A, bom = 0x1A2B3C4D;
 constexpr uint64_t map_chunk = 4u << 20;            // given back at a time
+constexpr uint64_t prefetch_min = 8u << 20;         // smaller files are not worth a thread
+constexpr uint64_t prefetch_step = 1u << 20, prefetch_ahead = 32u << 20;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 }  // namespace
 
 FileReader::FileReader(const std::string& path) : path_(path), name_(path == "-" ? "<stdin>" : path) {
@@ -51,11 +58,44 @@ FileReader::FileReader(const std::string& path) : path_(path), name_(path == "-"
         if (own_fd_) close(fd_);
         throw;
     }
+    start_prefetch();
 }
 
 FileReader::~FileReader() {
+    stop_prefetch();
     if (map_) munmap(const_cast<uint8_t*>(map_), size_);
     if (own_fd_ && fd_ >= 0) close(fd_);
+}
+
+// Pages the mapping in, 1 MiB at a time, up to 32 MiB ahead of the read position (pages
+// behind it are given back by avail()); it stops at the end, when told to, or when the
+// kernel has no MADV_POPULATE_READ (before 5.14): the reader then just takes the faults.
+void FileReader::start_prefetch() {
+    if (!map_ || size_ <= prefetch_min) return;
+    try {
+        prefetch_ = std::thread([this] {
+            uint64_t done = 0;
+            while (done < size_ && !stop_prefetch_.load(std::memory_order_relaxed)) {
+                uint64_t at = read_pos_.load(std::memory_order_relaxed);
+                done = std::max(done, at & ~(prefetch_step - 1));  // the reader got ahead: skip to it
+                if (done >= at + prefetch_ahead) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                    continue;
+                }
+                uint64_t n = std::min(prefetch_step, size_ - done);
+                if (madvise(const_cast<uint8_t*>(map_) + done, n, MADV_POPULATE_READ) != 0 && errno != EINTR) return;
+                done += n;
+            }
+        });
+    } catch (const std::system_error&) {
+        // no thread: no prefetching
+    }
+}
+
+void FileReader::stop_prefetch() {
+    if (!prefetch_.joinable()) return;
+    stop_prefetch_.store(true, std::memory_order_relaxed);
+    prefetch_.join();
 }
 
 size_t FileReader::avail(size_t n) {
@@ -65,6 +105,7 @@ size_t FileReader::avail(size_t n) {
         if (pos_ > released_ + 4 * map_chunk) {
             madvise(const_cast<uint8_t*>(map_) + released_, map_chunk, MADV_DONTNEED);
             released_ += map_chunk;
+            read_pos_.store(pos_, std::memory_order_relaxed);
         }
         return size_t(std::min<uint64_t>(size_ - pos_, n));
     }

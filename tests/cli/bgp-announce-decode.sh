@@ -256,6 +256,63 @@ run bgp-announce -j decode --pcap "$T/packed.pcap"
 expect_rc 0
 [ "$(grep -c '"message":"update"' "$OUT")" = 3000 ] || fail "JSON: not 3000 update records"
 
+case_ "large output (written in 64 KiB blocks as it is formatted): in order, complete"
+# 20000 UPDATEs make ~2.2 MB of -m: many partial writes with a remainder carried over. Line
+# i must carry the generator's i-th prefix, to a file and through a pipe alike; -j and
+# --routes too.
+python3 "$GEN" bench-pcap "$T/big.pcap" 20000 packed || fail "generator"
+run bgp-announce decode --pcap "$T/big.pcap" -m
+expect_rc 0
+expect_no_err
+awk -F'|' '{ i = NR - 1; p = sprintf("%d.%d.%d.0/24", (i * 7) % 223 + 1, int(i / 256) % 256, i % 256)
+             if ($6 != p) { print "line " NR ": " $6 " instead of " p; bad = 1; exit } }
+           END { if (!bad && NR != 20000) print NR " lines instead of 20000" }' "$OUT" >"$T/big.bad"
+[ -s "$T/big.bad" ] && fail "$(cat "$T/big.bad")"
+cp "$OUT" "$T/big.m"
+timeout 60 "$BIN/bgp-announce" decode --pcap "$T/big.pcap" -m </dev/null 2>"$ERR" | cat >"$T/big.pipe"
+cmp -s "$T/big.m" "$T/big.pipe" || fail "through a pipe: differs from the file"
+run bgp-announce -j decode --pcap "$T/big.pcap"
+expect_rc 0
+[ "$(grep -c '"message":"update"' "$OUT")" = 20000 ] || fail "JSON: not 20000 update records"
+run bgp-announce -j decode --pcap "$T/big.pcap" --routes
+expect_rc 0
+grep -o '"prefix":"[^"]*"' "$OUT" | cut -d'"' -f4 >"$T/big.jp"
+cut -d'|' -f6 "$T/big.m" | cmp -s - "$T/big.jp" || fail "--routes: prefixes differ from -m's"
+
+case_ "write errors: a full disk or a closed pipe is exit 1 with the reason, small or large output"
+for f in "$T/s.pcap" "$T/big.pcap"; do
+    timeout 60 "$BIN/bgp-announce" decode --pcap "$f" --port 1790 -m </dev/null >/dev/full 2>"$ERR"
+    rc=$?
+    expect_rc 1
+    expect_err '^bgp-announce: cannot write the output: No space left on device$'
+    expect_err_lines 1
+    timeout 60 "$BIN/bgp-announce" -j decode --pcap "$f" --port 1790 </dev/null >/dev/full 2>"$ERR"
+    rc=$?
+    expect_rc 1
+    expect_err 'No space left on device'
+done
+timeout 60 "$BIN/bgp-announce" decode --mrt "$T/e/all.mrt" -m </dev/null >/dev/full 2>"$ERR"
+rc=$?
+expect_rc 1
+expect_err '^bgp-announce: cannot write the output: No space left on device$'
+# SIGPIPE ignored (as some supervisors leave it): EPIPE is an error too, not a silent exit 0.
+(
+    trap '' PIPE
+    timeout 60 "$BIN/bgp-announce" decode --pcap "$T/big.pcap" -m </dev/null 2>"$ERR" | head -c 1000 >/dev/null
+    echo "${PIPESTATUS[0]}" >"$T/pipe.rc"
+)
+rc=$(cat "$T/pipe.rc")
+expect_rc 1
+expect_err 'cannot write the output: Broken pipe'
+# SIGPIPE at its default: killed by it, as any filter in a pipeline (when this shell was
+# started with SIGPIPE ignored it cannot restore it: then the EPIPE error above).
+timeout 60 "$BIN/bgp-announce" decode --pcap "$T/big.pcap" -m </dev/null 2>"$ERR" | head -c 1000 >/dev/null
+rc=${PIPESTATUS[0]}
+if [ "$rc" != 141 ]; then
+    expect_rc 1
+    expect_err 'cannot write the output: Broken pipe'
+fi
+
 case_ "truncated MRT: records before it kept, exit 2"
 run bgp-announce decode --mrt "$T/b/truncated.mrt" -m
 expect_rc 2

@@ -189,3 +189,41 @@ TEST_CASE("classic pcap: both byte orders and nanoseconds; a record cut short") 
             CHECK(r.error() == "truncated dump file; tried to read 10 captured bytes, only got 1");
         }
 }
+
+TEST_CASE("large mapped files (paged in ahead by a helper thread): every frame intact, early destruction") {
+    // 12 MiB (the helper pages in all of it) and 56 MiB (it waits 32 MiB ahead of the
+    // reader, which gives pages back behind itself): each frame's bytes and time as written.
+    for (size_t total : {size_t(12) << 20, size_t(56) << 20}) {
+        Bytes b;
+        b.u32(0xa1b2c3d4).u16(2).u16(4).u32(0).u32(0).u32(65535).u32(101);
+        b.b.reserve(total + 4096);
+        uint32_t n = 0;
+        while (b.b.size() < total) {
+            uint32_t len = 200 + n % 1200;
+            b.u32(1700000000 + n / 1000000).u32(n % 1000000).u32(len).u32(len);
+            for (uint32_t k = 0; k < len; ++k) b.b.push_back(uint8_t(n * 31 + k));
+            ++n;
+        }
+        TempFile t({b.b});
+        {
+            FileReader r(t.path);
+            Frame f;
+            uint32_t i = 0, bad = 0;
+            while (r.next(f)) {
+                uint32_t len = 200 + i % 1200;
+                bool ok = f.data.size() == len && f.ts_us == int64_t(1700000000 + i / 1000000) * 1000000 + i % 1000000;
+                for (uint32_t k = 0; ok && k < len; k += 97) ok = f.data[k] == uint8_t(i * 31 + k);
+                bad += !ok;
+                ++i;
+            }
+            CHECK(i == n);
+            CHECK(bad == 0);
+            CHECK_FALSE(r.truncated());
+        }
+        {  // destroyed after a few frames, while the helper is still at work
+            FileReader r(t.path);
+            Frame f;
+            for (int k = 0; k < 100; ++k) REQUIRE(r.next(f));
+        }
+    }
+}

@@ -2,6 +2,7 @@
 // formatter on hand-built records; plus hostile input (every truncation of a record).
 #include <doctest/doctest.h>
 
+#include <array>
 #include <random>
 
 #include "mrt/mrt.hpp"
@@ -169,6 +170,93 @@ TEST_CASE("bgpdump -m fast path: every digit count, a line head reused and renew
     cat(longlen, attr(0x40, 3, {192, 0, 2, 1}));
     auto lrec = bgp4mp_record(1, bgp4mp::message_as4, update({}, longlen, {33, 198, 51, 100, 0, 0}), true);
     CHECK(format(lrec).empty());  // a /33 in IPv4 NLRI: bgpdump prints nothing for it
+}
+
+TEST_CASE("bgpdump -m fast path: the text kept between UPDATEs follows every field; Text equals std::string") {
+    // UPDATEs that differ from one another in one field after the AS path at a time
+    // (origin, next hop, LOCAL_PREF, MED, ATOMIC_AGGREGATE, AGGREGATOR, communities of
+    // every length around the kept 64 bytes), several prefixes, withdrawals, and messages
+    // the general path takes, in random order through one formatter: each must print what
+    // a fresh formatter prints for it alone, into a std::string and into a Text alike.
+    std::mt19937 rng(11);
+    auto pick = [&](int n) { return int(rng() % unsigned(n)); };
+    // The fields after the path; each message changes one of them (or none) from the last.
+    int origin = 0, nh = 1, lp = 1, med = 0, ag = 0;
+    bool atomic = false, comms_present = false;
+    std::vector<uint32_t> comms;
+    const uint32_t cvals[] = {65001u << 16 | 1, 65001u << 16 | 2, 0xFFFFFF01u, 0xFFFFFF02u, 0xFFFFFF03u, 7u << 16 | 65535};
+    std::vector<B> msgs;
+    for (int i = 0; i < 4000; ++i) {
+        switch (pick(10)) {
+        case 0: origin = pick(5); break;  // 4: absent; 3: bgpdump's INCOMPLETE
+        case 1: nh = pick(4); break;
+        case 2: lp = pick(3); break;
+        case 3: med = pick(4); break;
+        case 4: atomic = !atomic; break;
+        case 5: ag = pick(5); break;
+        case 6:  // another length (around the 64 bytes kept), or present and empty
+            comms.resize(size_t(std::array{0, 1, 2, 15, 16, 17, 40}[size_t(pick(7))]), cvals[0]);
+            comms_present = !comms.empty() || pick(2);
+            break;
+        case 7:  // one community changes, often the last
+            if (!comms.empty()) comms[pick(2) ? comms.size() - 1 : size_t(pick(int(comms.size())))] = cvals[pick(6)];
+            break;
+        default: break;  // only the path and prefixes differ
+        }
+        B attrs, v;
+        if (origin < 4) cat(attrs, attr(0x40, 1, {uint8_t(origin)}));
+        std::vector<uint32_t> path;
+        for (int k = pick(4); k >= 0; --k) path.push_back(pick(2) ? 65001u + unsigned(pick(3)) : uint32_t(rng()));
+        cat(attrs, attr(0x40, 2, aspath({{bgp::as_sequence, path}}, 4)));
+        if (nh == 1) cat(attrs, attr(0x40, 3, {192, 0, 2, 1}));
+        else if (nh == 2) cat(attrs, attr(0x40, 3, {192, 0, 2, 2}));
+        else if (nh == 3) cat(attrs, attr(0x40, 3, {255, 255, 255, 255}));
+        if (lp) u32(v, lp == 1 ? 100 : 200), cat(attrs, attr(0x40, 5, v));
+        v.clear();
+        if (med) u32(v, uint32_t(med - 1)), cat(attrs, attr(0x80, 4, v));
+        if (atomic) cat(attrs, attr(0x40, 6, {}));
+        if (ag == 1) cat(attrs, attr(0xc0, 7, {0, 0, 0xfd, 0xe9, 192, 0, 2, 0}));
+        else if (ag == 2) cat(attrs, attr(0xc0, 7, {0, 0, 0xfd, 0xe9, 192, 0, 2, 1}));
+        else if (ag == 3) cat(attrs, attr(0xc0, 7, {0, 0, 0xfd, 0xea, 192, 0, 2, 0}));
+        else if (ag == 4) cat(attrs, attr(0xc0, 7, {0, 0, 0xfd, 0xe9, 255, 255, 255, 255}));
+        if (comms_present) {
+            B c;
+            for (auto x : comms) u32(c, x);
+            cat(attrs, attr(0xc0, 8, c));
+        }
+        if (!pick(30)) cat(attrs, attr(0xc0, 17, aspath({{bgp::as_sequence, {65001}}}, 4)));  // AS4_PATH: general path
+        B nlri, wd;
+        for (int k = pick(4); k > 0; --k) {
+            uint8_t len = uint8_t(8 + pick(25));
+            nlri.push_back(len);
+            for (unsigned j = 0; j < (len + 7u) / 8u; ++j) nlri.push_back(uint8_t(pick(256)));
+        }
+        if (!pick(5)) wd = {16, 10, uint8_t(pick(256))};
+        msgs.push_back(bgp4mp_record(1700000000 + unsigned(pick(2)), bgp4mp::message_as4, update(wd, attrs, nlri), true));
+    }
+    BgpdumpFormatter kept, kept_text;
+    std::string all, each;
+    Text all_text;
+    size_t shown = 0;
+    for (auto& rec : msgs) {
+        Header h;
+        REQUIRE(parse_header(rec, h) == 12);
+        Bgp4mp m;
+        std::string why;
+        REQUIRE(parse_bgp4mp(h, std::span(rec).subspan(12), m, why));
+        std::string one;
+        kept.bgp4mp(h, m, one);
+        kept_text.bgp4mp(h, m, all_text);
+        std::string fresh = format(rec);
+        if (one != fresh && shown++ < 3) CHECK(one == fresh);
+        all += one;
+        each += fresh;
+        kept.warnings.clear(), kept_text.warnings.clear();
+    }
+    CHECK(shown == 0);
+    CHECK(all == each);
+    CHECK(std::string(all_text.view()) == each);
+    CHECK(each.size() > 100000);
 }
 
 TEST_CASE("AS4_PATH merge on a 2-octet session: bgpdump text and RFC 6793 path") {
