@@ -27,7 +27,9 @@
  * QUIC services skip the fast path (the server id wins over the table). IPv4 hits
  * are served from a per-CPU copy of the entry (xlb_ct_cache, at most one tick old)
  * and new flows find their service in a per-CPU copy by VIP filter bit
- * (xlb_svc_cache, valid while xlb_config.svc_gen is unchanged).
+ * (xlb_svc_cache, valid while xlb_config.svc_gen is unchanged). The commonest of
+ * these, untagged IPv4 TCP hits from that copy, take fast_hit4(): the same
+ * decisions in straight-line code from the packet bytes, before any parsing.
  *
  * ICMP "fragmentation needed" / ICMPv6 "packet too big" quoting a VIP flow go to
  * the backend that owns the quoted flow (connection table, else Maglev).
@@ -760,6 +762,157 @@ static __always_inline int quic_filter_hit(const struct xlb_config *cfg, __u32 b
 	return (cfg->quic_filter[(bit >> 6) & (XLB_VIP_FILTER_BITS / 64 - 1)] >> (bit & 63)) & 1;
 }
 
+/*
+ * The common packet of a busy balancer in straight-line code from the packet bytes:
+ * IPv4 TCP without tags, IP options or fragmentation, not a SYN, whose flow is in this
+ * CPU's copy of the connection table (xlb_ct_cache, fresh) with a current service
+ * generation, to a live IPv4 backend and without a previous backend. No edge_parse,
+ * no flow key on the stack, the outer header words made before the one
+ * bpf_xdp_adjust_head. It decides exactly as xlb_process's general path does for such
+ * a packet (same checks, same counters in the same order). Returns 1 with *verdict
+ * for a packet it took; 0, before anything was changed, for every packet it is not
+ * sure of, which the general path then takes.
+ * The values are those of flow_hint, vip_bit and cache_key on the parsed key:
+ * ports = the TCP header's first word as loaded (sport | dport << 16, as on the wire).
+ */
+static __always_inline int fast_hit4(struct xdp_md *ctx, int *grown, int *verdict)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xlb_config *cfg;
+	struct xlb_ct_cache *cc;
+	struct xlb_svc_info *info;
+	struct xlb_backend *be;
+	struct xlb_svc_stats *ss;
+	struct xlb_be_stats *bs;
+	__u32 zero = 0, idx, sid, bid, saddr, daddr, ports, len, x, now, src, dst, w0, w1, w2;
+	__u64 l2a, l2b, dmac, smac, frame, s, v, e0, h0, h1;
+	__u8 *ip, *tcp;
+
+	if (data + 14 + 20 + 20 > data_end)
+		return 0;
+	ip = data + 14;
+	tcp = ip + 20;
+	if (LD16(data + 12) != bpf_htons(ETH_P_IP) || ip[0] != 0x45 || ip[9] != IPPROTO_TCP)
+		return 0;
+	if (LD16(ip + 6) & bpf_htons(0x3fff)) /* MF or an offset: a fragment */
+		return 0;
+	if ((tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return 0;
+	/* inner_info's checks; at least IP + TCP headers, so that the general path's
+	 * room check after adjust_head (62 bytes) always holds too. */
+	len = bpf_ntohs(LD16(ip + 2));
+	frame = data_end - data;
+	if (len < 40 || len > 0xfff0 || 14 + len > frame)
+		return 0;
+	cfg = bpf_map_lookup_elem(&xlb_config, &zero);
+	if (!cfg)
+		return 0;
+	saddr = LD32(ip + 12);
+	daddr = LD32(ip + 16);
+	ports = LD32(tcp);
+	/* vip_bit(): no service hashes to this bit, as the general path would find. */
+	x = daddr ^ ((ports & 0xffff0000u) | IPPROTO_TCP);
+	x ^= x >> 16;
+	x *= 0x9e3779b1U;
+	if (!vip_filter_hit(cfg, x >> 20)) {
+		*verdict = count(XLB_R_PASS_NOT_VIP, XDP_PASS);
+		return 1;
+	}
+	/* flow_hint() */
+	x = saddr ^ ((ports << 16) | (ports >> 16)) ^ IPPROTO_TCP;
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	idx = x & (XLB_CT_CACHE_SLOTS - 1);
+	cc = bpf_map_lookup_elem(&xlb_ct_cache, &idx);
+	if (!cc)
+		return 0;
+	now = (__u32)bpf_jiffies64();
+	if (cc->k0 != ((__u64)saddr | ((__u64)daddr << 32)) || cc->k1 != ((__u64)ports | ((__u64)IPPROTO_TCP << 32)) ||
+	    now - cc->stamp > 1 || cc->v.prev != XLB_NO_BACKEND)
+		return 0;
+	v = LD64(&cc->v); /* backend | service << 32 | gen << 48 */
+	bid = (__u32)v;
+	sid = (__u16)(v >> 32);
+	info = bpf_map_lookup_elem(&xlb_svc_info, &sid);
+	if (!info || (__u16)info->gen != (__u16)(v >> 48) || (info->flags & XLB_SVC_QUIC))
+		return 0;
+	be = bpf_map_lookup_elem(&xlb_backends, &bid);
+	if (!be || be->family != EDGE_FAMILY_V4)
+		return 0;
+
+	/* Taken: the counters and the encapsulation of send_ct_be() -> send_be(). */
+	ss = bpf_map_lookup_elem(&xlb_svc_stats, &sid);
+	if (ss)
+		ss->ct_hits++;
+	/* Ethernet (encap()): to the backend's MAC, the next hop's or back to the sender. */
+	l2a = LD64(data);
+	l2b = LD64(data + 8);
+	if (be->flags & XLB_BE_MAC)
+		dmac = LD32(be->mac) | ((__u64)LD16(be->mac + 4) << 32);
+	else if (cfg->flags & XLB_CFG_NEXT_HOP_MAC)
+		dmac = LD32(cfg->next_hop_mac) | ((__u64)LD16(cfg->next_hop_mac + 4) << 32);
+	else
+		dmac = (l2a >> 48) | ((l2b & 0xffffffffULL) << 16);
+	if (be->flags & XLB_BE_REDIRECT)
+		smac = LD32(be->smac) | ((__u64)LD16(be->smac + 4) << 32);
+	else
+		smac = l2a & 0xffffffffffffULL;
+	e0 = dmac | (smac << 48);
+	/* The outer IPv4 header words and checksum, as in encap(). */
+	src = cfg->src4 | (bpf_htonl(x) & ~cfg->mask4);
+	dst = LD32(be->addr);
+	w0 = bpf_htonl(0x45000000u | ((__u32)ip[1] << 16) | (len + 20));
+	w1 = (LD16(ip + 6) & bpf_htons(0x4000)) ? bpf_htonl(0x4000) : 0;
+	w2 = bpf_htonl(0x40000000u | ((__u32)XLB_IPPROTO_IPIP << 16));
+	s = (__u64)w0 + w1 + w2 + src + dst;
+	s = (s & 0xffffffffULL) + (s >> 32);
+	s = (s & 0xffffffffULL) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	h0 = (__u64)w0 | ((__u64)w1 << 32);
+	h1 = (__u64)(w2 | (((__u32)~s & 0xffff) << 16)) | ((__u64)src << 32);
+	/* Ethernet padding after the inner packet is not carried into the tunnel. */
+	if (frame > 14 + len && frame - (14 + len) < 64 && bpf_xdp_adjust_tail(ctx, -(int)(frame - (14 + len))))
+		goto drop;
+	if (bpf_xdp_adjust_head(ctx, -20))
+		goto drop;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + 22 + 40 > data_end)
+		goto drop;
+	ST64(data, e0);
+	ST32(data + 8, (__u32)(smac >> 16));
+	ST16(data + 12, bpf_htons(ETH_P_IP));
+	ST64(data + 14, h0);
+	ST64(data + 22, h1);
+	ST32(data + 30, dst);
+	*grown = 20;
+	if (ss) {
+		ss->packets++;
+		ss->bytes += len;
+	}
+	bs = bpf_map_lookup_elem(&xlb_be_stats, &bid);
+	if (bs) {
+		bs->packets++;
+		bs->bytes += len;
+	}
+	if (be->flags & XLB_BE_REDIRECT)
+		*verdict = count(XLB_R_REDIRECT, bpf_redirect_map(&xlb_tx_ports, be->tx_port, XDP_DROP));
+	else
+		*verdict = count(XLB_R_TX, XDP_TX);
+	return 1;
+
+drop:
+	if (ss)
+		ss->drops++;
+	*verdict = count(XLB_R_DROP_ENCAP, XDP_DROP);
+	return 1;
+}
+
 static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 {
 	void *data = (void *)(long)ctx->data;
@@ -776,6 +929,8 @@ static __always_inline int xlb_process(struct xdp_md *ctx, int *grown)
 	int rc, new_flow = 0, complete = 0, syn = 0, looked = 0, quic_short = 0;
 	__u8 *l4 = 0;
 
+	if (fast_hit4(ctx, grown, &rc))
+		return rc;
 	__builtin_memset(&p, 0, sizeof(p));
 	rc = edge_parse(data, data_end, &p);
 	if (rc == EDGE_PARSE_NOT_IP)

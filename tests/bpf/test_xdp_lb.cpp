@@ -6,6 +6,8 @@
 
 #include <linux/bpf.h>
 
+#include <sched.h>
+
 #include <cstring>
 #include <random>
 #include <set>
@@ -258,6 +260,84 @@ TEST_CASE("a backend's MAC in the config is the destination MAC") {
     Lb lb;
     Mac m{2, 0, 0, 0, 0x0b, 0x31};
     check_tx(lb, tcp4("198.51.100.7", 5555, "203.0.113.40", 80), "203.0.113.40:80/tcp", &m);
+}
+
+TEST_CASE("established IPv4 TCP flows from this CPU's flow cache: the same bytes, verdicts and counters") {
+    // Pinned: the copies are per CPU, so the second packet of each flow takes the
+    // straight-line path (fast_hit4) that serves cached IPv4 TCP flows.
+    cpu_set_t old_set, one;
+    REQUIRE(sched_getaffinity(0, sizeof old_set, &old_set) == 0);
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &old_set)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+    std::string cfg = std::string(kConfig) + R"(
+[[service]]
+vip = "203.0.113.50"
+port = 80
+proto = "tcp"
+[[service.backend]]
+address = "10.0.2.11"
+mac = "02:00:00:00:0c:11"
+interface = "lo"
+)";
+    Lb lb(cfg);
+    const Mac bmac{2, 0, 0, 0, 0x0b, 0x31};
+    auto ack = [](const char* dst, uint16_t sport) { return tcp4("198.51.100.7", sport, dst, 80, TcpFlags::ack | TcpFlags::psh); };
+    Bytes padded = ack("203.0.113.10", 7003);
+    padded.resize(padded.size() + 12, 0xee);  // Ethernet padding: not carried into the tunnel
+    struct Flow {
+        Bytes in;
+        const char* service;
+        const Mac* mac;
+    };
+    std::vector<Flow> flows = {
+        {ack("203.0.113.10", 7001), "203.0.113.10:80/tcp", nullptr},
+        {PacketBuilder().eth(kClientMac, kLbMac).ipv4(ip("198.51.100.7"), ip("203.0.113.10")).dont_fragment().tos(0xb8).tcp(7002, 80).flags(TcpFlags::ack).payload("x").build(),
+         "203.0.113.10:80/tcp", nullptr},
+        {padded, "203.0.113.10:80/tcp", nullptr},
+        {ack("203.0.113.40", 7004), "203.0.113.40:80/tcp", &bmac},
+    };
+    for (auto& f : flows) {
+        std::string want = lb.maglev(parse(f.in).key, f.service);
+        Bytes exp = expected_encap(f.in, ip(want.c_str()), f.mac);
+        for (int i = 0; i < 3; i++) {  // a new flow by Maglev, then two hits
+            auto r = lb.run(f.in);
+            REQUIRE(r.retval == XDP_TX);
+            CHECK(r.data == exp);
+        }
+    }
+    auto st = lb.svc("203.0.113.10:80/tcp");
+    CHECK(st.ct_hits == 6);
+    CHECK(st.new_flows == 3);
+    CHECK(st.packets == 9);
+    uint64_t bytes = 0;
+    for (int i = 0; i < 3; i++) bytes += 3 * (uint64_t(flows[size_t(i)].in[16]) << 8 | flows[size_t(i)].in[17]);  // IPv4 total length
+    CHECK(st.bytes == bytes);
+    CHECK(lb.svc("203.0.113.40:80/tcp").ct_hits == 2);
+    CHECK(lb.reason(XLB_R_TX) == 12);
+    // Redirected through the devmap: the same frame on every packet.
+    Bytes in = ack("203.0.113.50", 7005);
+    auto first = lb.run(in);
+    REQUIRE(first.retval == XDP_REDIRECT);
+    for (int i = 0; i < 2; i++) {
+        auto r = lb.run(in);
+        CHECK(r.retval == XDP_REDIRECT);
+        CHECK(r.data == first.data);
+    }
+    CHECK(lb.reason(XLB_R_REDIRECT) == 3);
+    CHECK(lb.be("10.0.2.11").packets == 3);
+    // Not for a VIP (a port no service has): untouched, counted.
+    Bytes miss = ack("203.0.113.10", 7006);
+    miss[14 + 20 + 3] = 81;  // destination port 81
+    auto r = lb.run(miss);
+    CHECK(r.retval == XDP_PASS);
+    CHECK(r.data == miss);
+    CHECK(lb.reason(XLB_R_PASS_NOT_VIP) == 1);
+    REQUIRE(sched_setaffinity(0, sizeof old_set, &old_set) == 0);
 }
 
 TEST_CASE("traffic that is not for a VIP passes untouched and is counted") {
