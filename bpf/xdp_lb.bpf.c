@@ -349,6 +349,25 @@ struct inner_info {
 	__u8 family;
 };
 
+/* The outer Ethernet addresses of an encapsulated packet, as 48-bit values of the
+ * little-endian words (l2a, l2b: the frame's first two 64-bit words): to the backend's
+ * MAC, the next hop's, or back to the sender; from the egress port's MAC for a
+ * redirect, else from the MAC we were sent to. */
+static __always_inline void outer_macs(const struct xlb_backend *be, const struct xlb_config *cfg, __u64 l2a,
+				       __u64 l2b, __u64 *dmac, __u64 *smac)
+{
+	if (be->flags & XLB_BE_MAC)
+		*dmac = LD32(be->mac) | ((__u64)LD16(be->mac + 4) << 32);
+	else if (cfg->flags & XLB_CFG_NEXT_HOP_MAC)
+		*dmac = LD32(cfg->next_hop_mac) | ((__u64)LD16(cfg->next_hop_mac + 4) << 32);
+	else
+		*dmac = (l2a >> 48) | ((l2b & 0xffffffffULL) << 16);
+	if (be->flags & XLB_BE_REDIRECT)
+		*smac = LD32(be->smac) | ((__u64)LD16(be->smac + 4) << 32);
+	else
+		*smac = l2a & 0xffffffffffffULL;
+}
+
 /* Prepends the outer header for `be`; the L2 header (with VLAN tags) moves to the front.
  * With `prev` (daisy chaining), the outer header is IP + UDP + GUE carrying prev's
  * address (edge/lb.h); else IP-in-IP. One bpf_xdp_adjust_head for the whole outer
@@ -402,18 +421,7 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 	if (l3 > 22)
 		return -1;
 	eth = data;
-	/* L2: to the backend's MAC, the next hop's, or back to the sender; from the MAC we
-	 * were sent to. MACs as 48-bit values of the little-endian words. */
-	if (be->flags & XLB_BE_MAC)
-		dmac = LD32(be->mac) | ((__u64)LD16(be->mac + 4) << 32);
-	else if (cfg->flags & XLB_CFG_NEXT_HOP_MAC)
-		dmac = LD32(cfg->next_hop_mac) | ((__u64)LD16(cfg->next_hop_mac + 4) << 32);
-	else
-		dmac = (l2a >> 48) | ((l2b & 0xffffffffULL) << 16);
-	if (be->flags & XLB_BE_REDIRECT)
-		smac = LD32(be->smac) | ((__u64)LD16(be->smac + 4) << 32);
-	else
-		smac = l2a & 0xffffffffffffULL;
+	outer_macs(be, cfg, l2a, l2b, &dmac, &smac);
 	ST64(eth, dmac | (smac << 48));
 	ST32(eth + 8, (__u32)(smac >> 16));
 	__be16 etype = be->family == EDGE_FAMILY_V4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
@@ -848,19 +856,10 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, int *grown, int *verdic
 	ss = bpf_map_lookup_elem(&xlb_svc_stats, &sid);
 	if (ss)
 		ss->ct_hits++;
-	/* Ethernet (encap()): to the backend's MAC, the next hop's or back to the sender. */
+	/* Ethernet, as in encap() */
 	l2a = LD64(data);
 	l2b = LD64(data + 8);
-	if (be->flags & XLB_BE_MAC)
-		dmac = LD32(be->mac) | ((__u64)LD16(be->mac + 4) << 32);
-	else if (cfg->flags & XLB_CFG_NEXT_HOP_MAC)
-		dmac = LD32(cfg->next_hop_mac) | ((__u64)LD16(cfg->next_hop_mac + 4) << 32);
-	else
-		dmac = (l2a >> 48) | ((l2b & 0xffffffffULL) << 16);
-	if (be->flags & XLB_BE_REDIRECT)
-		smac = LD32(be->smac) | ((__u64)LD16(be->smac + 4) << 32);
-	else
-		smac = l2a & 0xffffffffffffULL;
+	outer_macs(be, cfg, l2a, l2b, &dmac, &smac);
 	e0 = dmac | (smac << 48);
 	/* The outer IPv4 header words and checksum, as in encap(). */
 	src = cfg->src4 | (bpf_htonl(x) & ~cfg->mask4);

@@ -119,6 +119,9 @@ void Demo::miss_hit() {
     check(r2 && r2->status == 200, "GET /hello.txt again on the same connection: 200");
     show(fmt::format("GET /hello.txt -> {} X-Cache-Status: {}  Age: {}", r2->status, r2->header("X-Cache-Status"), r2->header("Age")));
     check(r2->header("X-Cache-Status") == "HIT", "the second request is a HIT (served from the cache)");
+    // nginx logs a request after it has sent the answer: give the line up to 5 s to land
+    // (under load the client can read the MISS first).
+    for (int i = 0; i < 50 && count_lines(olog, "/hello.txt") <= o0; ++i) sleep_ms(100);
     check(count_lines(olog, "/hello.txt") == o0 + 1, "the origin saw exactly one request for /hello.txt");
     std::string served;
     for (auto& p : pl_.pops)

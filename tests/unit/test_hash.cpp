@@ -89,7 +89,7 @@ TEST_CASE("SipHash-1-3 words: the reference on whole words, and not SipHash-2-4"
         for (auto& x : w) x = rng();
         uint64_t k0 = rng(), k1 = rng();
         CHECK(edge_siphash13_words(k0, k1, w, n) == ref_siphash(1, 3, k0, k1, reinterpret_cast<const uint8_t*>(w), 8 * n));
-        CHECK(edge_siphash13_words(k0, k1, w, n) != edge_siphash_words(k0, k1, w, n));
+        CHECK(edge_siphash13_words(k0, k1, w, n) != ref_siphash(2, 4, k0, k1, reinterpret_cast<const uint8_t*>(w), 8 * n));
     }
 }
 
@@ -97,7 +97,7 @@ TEST_CASE("SipHash-2-4 reference vector (Aumasson & Bernstein, 8-byte message)")
     // Key 00..0f, message 00..07: the paper's test vector list, entry 8.
     Key key;  // the default key is 00..0f
     uint64_t w = 0x0706050403020100ULL;
-    CHECK(edge_siphash_words(key.k0, key.k1, &w, 1) == 0x93f5f5799a932462ULL);
+    CHECK(ref_siphash(2, 4, key.k0, key.k1, reinterpret_cast<const uint8_t*>(&w), 8) == 0x93f5f5799a932462ULL);
     CHECK(siphash(std::string_view("\x00\x01\x02\x03\x04\x05\x06\x07", 8), key) == 0x93f5f5799a932462ULL);
 }
 

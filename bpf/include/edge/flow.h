@@ -72,42 +72,6 @@ struct edge_flow_key {
 		v2 += v1; v1 = EDGE_ROTL64(v1, 17); v1 ^= v2; v2 = EDGE_ROTL64(v2, 32);       \
 	} while (0)
 
-/* SipHash-2-4 over whole 64-bit words (len = 8 * nwords), the reference construction. */
-EDGE_INLINE edge_u64 edge_siphash_words(edge_u64 k0, edge_u64 k1, const edge_u64 *w, int nwords)
-{
-	edge_u64 v0 = k0 ^ 0x736f6d6570736575ULL;
-	edge_u64 v1 = k1 ^ 0x646f72616e646f6dULL;
-	edge_u64 v2 = k0 ^ 0x6c7967656e657261ULL;
-	edge_u64 v3 = k1 ^ 0x7465646279746573ULL;
-	edge_u64 m, b = ((edge_u64)(nwords * 8)) << 56;
-	int i;
-
-#if defined(__bpf__) || defined(__BPF__) || defined(__clang__)
-#pragma unroll
-#else
-#pragma GCC unroll 5
-#endif
-	for (i = 0; i < EDGE_FLOW_KEY_WORDS; i++) {
-		if (i >= nwords)
-			break;
-		m = w[i];
-		v3 ^= m;
-		EDGE_SIPROUND(v0, v1, v2, v3);
-		EDGE_SIPROUND(v0, v1, v2, v3);
-		v0 ^= m;
-	}
-	v3 ^= b;
-	EDGE_SIPROUND(v0, v1, v2, v3);
-	EDGE_SIPROUND(v0, v1, v2, v3);
-	v0 ^= b;
-	v2 ^= 0xff;
-	EDGE_SIPROUND(v0, v1, v2, v3);
-	EDGE_SIPROUND(v0, v1, v2, v3);
-	EDGE_SIPROUND(v0, v1, v2, v3);
-	EDGE_SIPROUND(v0, v1, v2, v3);
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* SipHash-1-3 over whole 64-bit words: the same construction with one compression
  * round per word and three finalization rounds. */
 EDGE_INLINE edge_u64 edge_siphash13_words(edge_u64 k0, edge_u64 k1, const edge_u64 *w, int nwords)
