@@ -2,6 +2,7 @@
 // from packet captures (TCP reassembly on port 179 and --port), as JSON Lines, text, or the
 // one-line format of `bgpdump -m` (-m), byte for byte.
 #include "decode.hpp"
+#include "line_pool.hpp"
 
 #include <bzlib.h>
 #include <zlib.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include <unistd.h>
@@ -24,6 +26,7 @@
 #include "out/output.hpp"
 #include "out/record.hpp"
 #include "pcap/file_reader.hpp"
+#include "pcap/parallel_scan.hpp"
 
 namespace bgp_announce {
 namespace {
@@ -226,6 +229,7 @@ struct Options {
     std::vector<uint16_t> ports;
     bool routes = false;
     bool bgpdump = false;
+    unsigned threads = 0;  // -m on a capture: 0 = one per core (up to 4)
 };
 
 struct Warnings {
@@ -820,6 +824,7 @@ struct Dir {
     // -m: what every line of this direction shares, valid while no OPEN changed (opens_seen).
     mrt::Bgp4mp line;
     uint64_t line_stamp = ~uint64_t{0};
+    const LinePool::Peer* line_peer = nullptr;  // `line` in the pool, when it runs
     net::IpAddr addr;
     uint16_t port = 0;
     uint64_t retransmitted = 0, reordered = 0, resyncs = 0;
@@ -851,6 +856,15 @@ int decode_pcap(const Options& opt, Mode mode) {
     edge::pcap::Frame f;
     net::ParseOptions po;
     po.checksums = false;
+    // -m on a big capture: lines are made on every core (LinePool), once enough messages
+    // came to be worth it; the lines before that were made here, in dec.out.
+    std::optional<LinePool> pool;
+    const unsigned pool_workers = mode != Mode::bgpdump ? 0 : (opt.threads ? opt.threads : edge::pcap::scan_threads(4)) - 1;
+    constexpr uint64_t pool_after = 4096;
+    auto warn_at = [&](const std::string& where, const std::string& what) {
+        if (pool) pool->warn(where, what);
+        else warn.add(where, what);
+    };
 
     // Decodes the complete messages at the start of `data` (a segment's payload straight from
     // the capture, or the reassembly buffer); returns the bytes used (messages and any bytes
@@ -886,7 +900,7 @@ int decode_pcap(const Options& opt, Mode mode) {
                     if (m) break;
                 }
                 if (d.resyncs++ == 0)
-                    warn.add(fmt::format("session {}", c.id), fmt::format("{}:{}: not at a BGP message boundary; skipping to the next marker", d.addr.to_string(), d.port));
+                    warn_at(fmt::format("session {}", c.id), fmt::format("{}:{}: not at a BGP message boundary; skipping to the next marker", d.addr.to_string(), d.port));
                 used += std::min(k, avail.size() - 15);
                 continue;
             }
@@ -927,10 +941,22 @@ int decode_pcap(const Options& opt, Mode mode) {
                     b.peer_ip.v6 = d.addr.is_v6();
                     std::memcpy(b.peer_ip.b.data(), d.addr.bytes().data(), d.addr.bytes().size());
                     d.line_stamp = fr.type == bgp::MsgType::open ? ~uint64_t{0} : opens_seen;
+                    d.line_peer = nullptr;
                 }
-                b.msg = msg;
-                dec.fmt.bgp4mp(h, b, dec.out.buf);
-                dec.flush_fmt_warnings(where);
+                if (!pool && pool_workers && dec.messages >= pool_after) {
+                    dec.out.flush();
+                    pool.emplace(pool_workers, &Sink::write_all, [&](const std::string& w, const std::string& x) { warn.add(w, x); });
+                }
+                if (pool) {
+                    if (!d.line_peer) d.line_peer = pool->peer(b, where());
+                    // Bytes of a mapped capture stay put; the reassembly buffers do not.
+                    bool stable = rd.mapped() && msg.data() >= f.data.data() && msg.data() + msg.size() <= f.data.data() + f.data.size();
+                    pool->add(d.line_peer, ts_us, msg, stable);
+                } else {
+                    b.msg = msg;
+                    dec.fmt.bgp4mp(h, b, dec.out.buf);
+                    dec.flush_fmt_warnings(where);
+                }
                 ++dec.messages;
             } else {
                 MsgMeta mm;
@@ -1019,7 +1045,7 @@ int decode_pcap(const Options& opt, Mode mode) {
         uint32_t seq = p.tcp_seq;
         if (p.tcp_flags & net::TcpFlags::syn) {
             if (d.init && !d.buf.empty() && d.off < d.buf.size())
-                warn.add(fmt::format("session {}", c.id), "new SYN while a message was incomplete");
+                warn_at(fmt::format("session {}", c.id), "new SYN while a message was incomplete");
             // A new connection on the same 4-tuple starts afresh.
             d.buf.clear(), d.off = 0, d.ooo.clear(), d.ooo_bytes = 0;
             if (d.init && d.next != seq + 1) {
@@ -1044,7 +1070,7 @@ int decode_pcap(const Options& opt, Mode mode) {
             }
             ++d.reordered;
             if (d.ooo_bytes > (64u << 20)) {  // the hole is never filled: give up on it
-                warn.add(fmt::format("session {}", c.id), "bytes missing from the capture; skipping the hole");
+                warn_at(fmt::format("session {}", c.id), "bytes missing from the capture; skipping the hole");
                 d.buf.resize(d.off);
                 d.next = d.ooo.begin()->first;
             } else {
@@ -1076,6 +1102,7 @@ int decode_pcap(const Options& opt, Mode mode) {
         }
         dec.out.maybe_flush();
     }
+    if (pool) pool->finish();
     dec.out.flush();
     for (auto& [k, c] : conns)
         for (auto& d : c.d)
@@ -1105,6 +1132,8 @@ void add_decode_command(edge::cli::Tool& tool) {
     cmd->add_option("--port", opt.ports, "Also reassemble TCP on this port as BGP (179 always is; repeatable)");
     cmd->add_flag("--routes", opt.routes, "One record per prefix (bgp_route) instead of one per message");
     cmd->add_flag("-m,--bgpdump", opt.bgpdump, "One line per route, byte-identical to bgpdump -m");
+    cmd->add_option("-t,--threads", opt.threads, "Threads making -m lines of a capture (0 = one per core, up to 4; 1 = no extra threads)")
+        ->check(CLI::Range(0u, 64u));
 }
 
 }  // namespace bgp_announce

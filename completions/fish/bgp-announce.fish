@@ -23,6 +23,7 @@ complete -c bgp-announce -n '__fish_seen_subcommand_from decode' -l pcap -r -F -
 complete -c bgp-announce -n '__fish_seen_subcommand_from decode' -l port -x -d 'Also reassemble TCP on this port as BGP (179 always is; repeatable)'
 complete -c bgp-announce -n '__fish_seen_subcommand_from decode' -l routes -d 'One record per prefix (bgp_route) instead of one per message'
 complete -c bgp-announce -n '__fish_seen_subcommand_from decode' -s m -l bgpdump -d 'One line per route, byte-identical to bgpdump -m'
+complete -c bgp-announce -n '__fish_seen_subcommand_from decode' -s t -l threads -x -d 'Threads making -m lines of a capture (0 = one per core, up to 4; 1 = no extra threads)'
 complete -c bgp-announce -n '__fish_seen_subcommand_from validate' -s h -l help -d 'Print this help and exit'
 complete -c bgp-announce -n '__fish_seen_subcommand_from validate' -l roas -r -F -d 'ROAs: rpki-client / Routinator JSON, or CSV ASN,prefix,maxLength[,ta]'
 complete -c bgp-announce -n '__fish_seen_subcommand_from validate' -l monitor -r -F -d 'Monitored prefixes (TOML [[prefix]] tables): alerts for hijacks and path rules'

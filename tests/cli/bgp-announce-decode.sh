@@ -279,6 +279,42 @@ expect_rc 0
 grep -o '"prefix":"[^"]*"' "$OUT" | cut -d'"' -f4 >"$T/big.jp"
 cut -d'|' -f6 "$T/big.m" | cmp -s - "$T/big.jp" || fail "--routes: prefixes differ from -m's"
 
+case_ "-m lines made on several threads: the same bytes and warnings, in the same order, as one thread"
+# From the 4096th message on, a capture's -m lines are made by worker threads; what changes
+# a line (a new OPEN), warns (malformed MED, garbage in a stream) or needs the reassembly
+# buffers (split, reordered, retransmitted segments) comes after that point in pool.pcap.
+python3 "$GEN" pool-pcap "$T/pool.pcap" || fail "generator"
+run bgp-announce decode --pcap "$T/pool.pcap" -m -t 1
+expect_rc 0
+cp "$OUT" "$T/pool.1"
+cp "$ERR" "$T/pool.1.err"
+[ "$(wc -l <"$T/pool.1")" = 12000 ] || fail "expected 12000 lines, got $(wc -l <"$T/pool.1")"
+grep -q '^BGP4MP_ET|[0-9.]*|A|127\.0\.0\.2|65011|' "$T/pool.1" || fail "no lines from the peer's second OPEN (AS 65011)"
+grep -q '^BGP4MP_ET|[0-9.]*|A|127\.0\.0\.3|65002|.*|65002 ' "$T/pool.1" || fail "no lines from the 2-octet session"
+sed 's/^.*pool.pcap: //' "$T/pool.1.err" >"$T/pool.w"
+printf '%s\n' "session 1 127.0.0.2:40001: malformed MULTI_EXIT_DISC attribute (length 3)" \
+    "session 1 127.0.0.2:40001: malformed MULTI_EXIT_DISC attribute (length 3)" \
+    "session 2: 127.0.0.3:40002: not at a BGP message boundary; skipping to the next marker" \
+    "session 1 127.0.0.2:40001: malformed MULTI_EXIT_DISC attribute (length 3)" | cmp -s - "$T/pool.w" ||
+    fail "warnings: $(cat "$T/pool.w")"
+for t in 0 2 3 4; do
+    run bgp-announce decode --pcap "$T/pool.pcap" -m -t "$t"
+    expect_rc 0
+    cmp -s "$OUT" "$T/pool.1" || fail "-t $t: lines differ from -t 1: $(diff "$T/pool.1" "$OUT" | head -4)"
+    cmp -s "$ERR" "$T/pool.1.err" || fail "-t $t: warnings differ from -t 1: $(cat "$ERR")"
+done
+# From a pipe nothing stays mapped: every message is copied for the workers.
+run_stdin "$T/pool.pcap" bgp-announce decode --pcap - -m -t 3
+expect_rc 0
+cmp -s "$OUT" "$T/pool.1" || fail "stdin: lines differ from the file's"
+[ "$(grep -c 'warning' "$ERR")" = 4 ] || fail "stdin: expected 4 warnings: $(cat "$ERR")"
+timeout 60 "$BIN/bgp-announce" decode --pcap "$T/pool.pcap" -m -t 3 </dev/null >/dev/full 2>"$ERR"
+rc=$?
+expect_rc 1
+expect_err '^bgp-announce: cannot write the output: No space left on device$'
+run bgp-announce decode --pcap "$T/pool.pcap" -m -t 65
+expect_usage_error bgp-announce
+
 case_ "write errors: a full disk or a closed pipe is exit 1 with the reason, small or large output"
 for f in "$T/s.pcap" "$T/big.pcap"; do
     timeout 60 "$BIN/bgp-announce" decode --pcap "$f" --port 1790 -m </dev/null >/dev/full 2>"$ERR"

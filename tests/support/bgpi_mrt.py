@@ -8,6 +8,8 @@
                               reordered segments and two sessions (one 2-octet, one ADD-PATH)
   bgpi_mrt.py bench-pcap OUT N [single]  a capture of one session carrying N updates
                               (packed in full segments, or one per segment)
+  bgpi_mrt.py pool-pcap OUT      two sessions, 12000 updates, with warnings, a new OPEN,
+                              reordering and garbage after the first 4096 messages
 """
 import ipaddress
 import os
@@ -413,6 +415,48 @@ def bench_pcap(out, n, packed=True):
     pc.f.close()
 
 
+def pool_pcap(out, n=12000):
+    """Two sessions interleaved (4-octet and 2-octet AS), n UPDATEs, with what changes a -m
+    line or warns well after the first 4096 messages (where decode -m starts its threads):
+    a new OPEN with another AS, reordered and retransmitted segments, messages split
+    across segments, malformed attributes, garbage inside a stream."""
+    pc = Pcap(out)
+    a = Tcp(pc, "127.0.0.2", "127.0.0.1", 40001, 179, mss=700)
+    b = Tcp(pc, "127.0.0.3", "127.0.0.1", 40002, 179, mss=1400)
+    a.send(0, open_msg(65001, "127.0.0.2"))
+    a.send(1, open_msg(65000, "127.0.0.1"))
+    b.send(0, open_msg(65002, "127.0.0.3", as4=False))
+    b.send(1, open_msg(65000, "127.0.0.1", as4=False))
+    rnd = random.Random(11)
+    pending = {0: b"", 1: b""}
+    first_as = {0: 65001, 1: 65002}
+    for i in range(n):
+        k = 0 if rnd.random() < 0.6 else 1
+        t = (a, b)[k]
+        path = [(AS_SEQ, [first_as[k]] + [rnd.randrange(1, 65000) for _ in range(rnd.randrange(1, 4))])]
+        extra = b""
+        if i in (9001, 9502, 11003):
+            extra = attr(4, b"\x00\x00\x01")  # MED of length 3: a warning, the rest still shown
+        msg = update(attrs=std_attrs(path, asn_len=4 if k == 0 else 2, lp=100, med=None if extra else i % 5, extra=extra),
+                     nlri=prefix(f"{i % 200 + 1}.{(i >> 8) % 256}.{i % 256}.0/24"))
+        pending[k] += msg
+        if i == 10000:
+            pending[1] += b"\x00" * 37  # not a message: skipped to the next marker, with a warning
+        if i == 10500:
+            pending[0] += open_msg(65011, "127.0.0.2")  # the peer comes back as another AS
+            first_as[0] = 65011
+        if len(pending[k]) > rnd.randrange(100, 3000):
+            segs = t.segments(0, pending[k])
+            pending[k] = b""
+            if i in (9800, 10900) and len(segs) >= 3:
+                segs = [segs[1], segs[0]] + segs[1:]  # reordered, and one retransmitted
+            t.emit(0, segs)
+    for k, t in ((0, a), (1, b)):
+        if pending[k]:
+            t.send(0, pending[k])
+    pc.f.close()
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "edge":
@@ -438,8 +482,10 @@ def main():
         pcap(sys.argv[2])
     elif cmd == "bench-pcap":
         bench_pcap(sys.argv[2], int(sys.argv[3]), len(sys.argv) < 5 or sys.argv[4] != "single")
+    elif cmd == "pool-pcap":
+        pool_pcap(sys.argv[2])
     else:
-        sys.exit("usage: bgpi_mrt.py edge|bad|bench|pcap|bench-pcap ...")
+        sys.exit("usage: bgpi_mrt.py edge|bad|bench|pcap|bench-pcap|pool-pcap ...")
 
 
 if __name__ == "__main__":
