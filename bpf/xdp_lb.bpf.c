@@ -368,6 +368,27 @@ static __always_inline void outer_macs(const struct xlb_backend *be, const struc
 		*smac = l2a & 0xffffffffffffULL;
 }
 
+/* The outer IPv4 header's first three words as stored (network order): version/IHL/
+ * TOS/length, id 0/flags, TTL/protocol/checksum; the checksum summed from the values in
+ * registers with the source and destination that follow them. One's-complement sums do
+ * not depend on byte order (RFC 1071): the sum of the words as loaded, folded to 16 bits
+ * and stored in host order, is the checksum in network order. */
+static __always_inline void outer4_words(__u8 tos, __u32 total_len, int df, __u8 proto, __u32 src, __u32 dst,
+					 __u32 *w0, __u32 *w1, __u32 *w2)
+{
+	__u64 s;
+
+	*w0 = bpf_htonl(0x45000000u | ((__u32)tos << 16) | total_len);
+	*w1 = df ? bpf_htonl(0x4000) : 0;
+	*w2 = bpf_htonl(0x40000000u | ((__u32)proto << 16));
+	s = (__u64)*w0 + *w1 + *w2 + src + dst;
+	s = (s & 0xffffffffULL) + (s >> 32);
+	s = (s & 0xffffffffULL) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	*w2 |= ((__u32)~s & 0xffff) << 16; /* bytes 10-11 */
+}
+
 /* Prepends the outer header for `be`; the L2 header (with VLAN tags) moves to the front.
  * With `prev` (daisy chaining), the outer header is IP + UDP + GUE carrying prev's
  * address (edge/lb.h); else IP-in-IP. One bpf_xdp_adjust_head for the whole outer
@@ -438,27 +459,14 @@ static __always_inline int encap(struct xdp_md *ctx, __u32 l3_off, const struct 
 	if (be->family == EDGE_FAMILY_V4) {
 		__u8 *ip = data + l3;
 		__u32 src, dst, w0, w1, w2;
-		__u64 s;
 		if ((void *)(ip + 20) > data_end)
 			return -1;
 		src = cfg->src4 | (bpf_htonl(hint) & ~cfg->mask4);
 		dst = LD32(be->addr);
-		/* The header words as stored (network order): version/IHL/TOS/length,
-		 * id 0/flags, TTL/protocol/checksum 0, source, destination. */
-		w0 = bpf_htonl(0x45000000u | ((__u32)in->tos << 16) | (in->len + olen));
-		w1 = in->df ? bpf_htonl(0x4000) : 0;
-		w2 = bpf_htonl(0x40000000u | ((__u32)outer_proto << 16));
-		/* The Internet checksum of the words as loaded in host order, folded to 16
-		 * bits: one's-complement sums do not depend on byte order (RFC 1071), so the
-		 * result stored in host order is the checksum in network order. */
-		s = (__u64)w0 + w1 + w2 + src + dst;
-		s = (s & 0xffffffffULL) + (s >> 32);
-		s = (s & 0xffffffffULL) + (s >> 32);
-		s = (s & 0xffff) + (s >> 16);
-		s = (s & 0xffff) + (s >> 16);
+		outer4_words(in->tos, in->len + olen, in->df, outer_proto, src, dst, &w0, &w1, &w2);
 		ST32(ip, w0);
 		ST32(ip + 4, w1);
-		ST32(ip + 8, w2 | (((__u32)~s & 0xffff) << 16)); /* bytes 10-11: the checksum */
+		ST32(ip + 8, w2);
 		ST32(ip + 12, src);
 		ST32(ip + 16, dst);
 	} else {
@@ -794,7 +802,7 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, int *grown, int *verdic
 	struct xlb_svc_stats *ss;
 	struct xlb_be_stats *bs;
 	__u32 zero = 0, idx, sid, bid, saddr, daddr, ports, len, x, now, src, dst, w0, w1, w2;
-	__u64 l2a, l2b, dmac, smac, frame, s, v, e0, h0, h1;
+	__u64 l2a, l2b, dmac, smac, frame, v, e0, h0, h1;
 	__u8 *ip, *tcp;
 
 	if (data + 14 + 20 + 20 > data_end)
@@ -861,19 +869,12 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, int *grown, int *verdic
 	l2b = LD64(data + 8);
 	outer_macs(be, cfg, l2a, l2b, &dmac, &smac);
 	e0 = dmac | (smac << 48);
-	/* The outer IPv4 header words and checksum, as in encap(). */
+	/* The outer IPv4 header, as in encap(). */
 	src = cfg->src4 | (bpf_htonl(x) & ~cfg->mask4);
 	dst = LD32(be->addr);
-	w0 = bpf_htonl(0x45000000u | ((__u32)ip[1] << 16) | (len + 20));
-	w1 = (LD16(ip + 6) & bpf_htons(0x4000)) ? bpf_htonl(0x4000) : 0;
-	w2 = bpf_htonl(0x40000000u | ((__u32)XLB_IPPROTO_IPIP << 16));
-	s = (__u64)w0 + w1 + w2 + src + dst;
-	s = (s & 0xffffffffULL) + (s >> 32);
-	s = (s & 0xffffffffULL) + (s >> 32);
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
+	outer4_words(ip[1], len + 20, LD16(ip + 6) & bpf_htons(0x4000), XLB_IPPROTO_IPIP, src, dst, &w0, &w1, &w2);
 	h0 = (__u64)w0 | ((__u64)w1 << 32);
-	h1 = (__u64)(w2 | (((__u32)~s & 0xffff) << 16)) | ((__u64)src << 32);
+	h1 = (__u64)w2 | ((__u64)src << 32);
 	/* Ethernet padding after the inner packet is not carried into the tunnel. */
 	if (frame > 14 + len && frame - (14 + len) < 64 && bpf_xdp_adjust_tail(ctx, -(int)(frame - (14 + len))))
 		goto drop;
