@@ -92,6 +92,19 @@ address = "10.0.1.31"
 mac = "02:00:00:00:0b:31"
 )";
 
+// kConfig plus a service whose one backend sits behind another interface (lo): its
+// packets leave through the devmap (XDP_REDIRECT) with the backend's own MAC.
+constexpr const char* kRedirectService = R"(
+[[service]]
+vip = "203.0.113.50"
+port = 80
+proto = "tcp"
+[[service.backend]]
+address = "10.0.2.11"
+mac = "02:00:00:00:0c:11"
+interface = "lo"
+)";
+
 struct Lb {
     xdp_lb* s = nullptr;
     xlb::LbConfig cfg;
@@ -274,16 +287,7 @@ TEST_CASE("established IPv4 TCP flows from this CPU's flow cache: the same bytes
             break;
         }
     REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
-    std::string cfg = std::string(kConfig) + R"(
-[[service]]
-vip = "203.0.113.50"
-port = 80
-proto = "tcp"
-[[service.backend]]
-address = "10.0.2.11"
-mac = "02:00:00:00:0c:11"
-interface = "lo"
-)";
+    std::string cfg = std::string(kConfig) + kRedirectService;
     Lb lb(cfg);
     const Mac bmac{2, 0, 0, 0, 0x0b, 0x31};
     auto ack = [](const char* dst, uint16_t sport) { return tcp4("198.51.100.7", sport, dst, 80, TcpFlags::ack | TcpFlags::psh); };
@@ -707,16 +711,7 @@ TEST_CASE("a SYN for a tuple in the table takes the new table and the following 
 }
 
 TEST_CASE("a backend behind another interface: encapsulated and redirected through the devmap") {
-    std::string cfg = std::string(kConfig) + R"(
-[[service]]
-vip = "203.0.113.50"
-port = 80
-proto = "tcp"
-[[service.backend]]
-address = "10.0.2.11"
-mac = "02:00:00:00:0c:11"
-interface = "lo"
-)";
+    std::string cfg = std::string(kConfig) + kRedirectService;
     Lb lb(cfg);
     Bytes in = tcp4("198.51.100.7", 5555, "203.0.113.50", 80);
     auto r = lb.run(in);
