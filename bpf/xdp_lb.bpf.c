@@ -186,12 +186,7 @@ static __always_inline __u32 flow_hint(const struct edge_flow_key *k)
 	__u32 x = LD32(k->src) ^ (((__u32)k->sport << 16) | k->dport) ^ k->proto;
 	if (k->family != EDGE_FAMILY_V4)
 		x ^= LD32(k->src + 4) ^ LD32(k->src + 8) ^ LD32(k->src + 12);
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
-	return x;
+	return xlb_hint_mix(x);
 }
 
 static __always_inline __u32 vip_bit(const struct edge_flow_key *k)
@@ -199,9 +194,7 @@ static __always_inline __u32 vip_bit(const struct edge_flow_key *k)
 	__u32 x = LD32(k->dst) ^ (((__u32)k->dport << 16) | k->proto);
 	if (k->family != EDGE_FAMILY_V4)
 		x ^= LD32(k->dst + 4) ^ LD32(k->dst + 8) ^ LD32(k->dst + 12);
-	x ^= x >> 16;
-	x *= 0x9e3779b1U;
-	return x >> 20;
+	return xlb_vip_mix(x);
 }
 
 static __always_inline int count(__u32 reason, int verdict)
@@ -828,20 +821,12 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, int *grown, int *verdic
 	daddr = LD32(ip + 16);
 	ports = LD32(tcp);
 	/* vip_bit(): no service hashes to this bit, as the general path would find. */
-	x = daddr ^ ((ports & 0xffff0000u) | IPPROTO_TCP);
-	x ^= x >> 16;
-	x *= 0x9e3779b1U;
-	if (!vip_filter_hit(cfg, x >> 20)) {
+	if (!vip_filter_hit(cfg, xlb_vip_mix(daddr ^ ((ports & 0xffff0000u) | IPPROTO_TCP)))) {
 		*verdict = count(XLB_R_PASS_NOT_VIP, XDP_PASS);
 		return 1;
 	}
 	/* flow_hint() */
-	x = saddr ^ ((ports << 16) | (ports >> 16)) ^ IPPROTO_TCP;
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
+	x = xlb_hint_mix(saddr ^ ((ports << 16) | (ports >> 16)) ^ IPPROTO_TCP);
 	idx = x & (XLB_CT_CACHE_SLOTS - 1);
 	cc = bpf_map_lookup_elem(&xlb_ct_cache, &idx);
 	if (!cc)

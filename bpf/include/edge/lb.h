@@ -255,6 +255,25 @@ enum xdec_reason {
 	XDEC_R_COUNT
 };
 
+/* The mixes behind xlb_vip_bit and xlb_flow_hint, applied to the XOR of the key's words:
+ * the BPF program computes that XOR its own ways (from a key, or from packet words). */
+EDGE_INLINE edge_u32 xlb_vip_mix(edge_u32 x)
+{
+	x ^= x >> 16;
+	x *= 0x9e3779b1U;
+	return x >> 20; /* the top 12 bits: XLB_VIP_FILTER_BITS = 4096 */
+}
+
+EDGE_INLINE edge_u32 xlb_hint_mix(edge_u32 x)
+{
+	x ^= x >> 16;
+	x *= 0x7feb352dU;
+	x ^= x >> 15;
+	x *= 0x846ca68bU;
+	x ^= x >> 16;
+	return x;
+}
+
 /* The VIP filter bit of a destination (address words as on the wire, port
  * big-endian, protocol). Any mix works as long as BPF and the control plane agree. */
 EDGE_INLINE edge_u32 xlb_vip_bit(const edge_u8 *dst16, edge_u16 dport, edge_u8 proto)
@@ -265,9 +284,7 @@ EDGE_INLINE edge_u32 xlb_vip_bit(const edge_u8 *dst16, edge_u16 dport, edge_u8 p
 	__builtin_memcpy(&c, dst16 + 8, 4);
 	__builtin_memcpy(&d, dst16 + 12, 4);
 	x = a ^ b ^ c ^ d ^ (((edge_u32)dport << 16) | proto);
-	x ^= x >> 16;
-	x *= 0x9e3779b1U;
-	return x >> 20; /* the top 12 bits: XLB_VIP_FILTER_BITS = 4096 */
+	return xlb_vip_mix(x);
 }
 
 /*
@@ -283,12 +300,7 @@ EDGE_INLINE edge_u32 xlb_flow_hint(const struct edge_flow_key *k)
 	__builtin_memcpy(&c, &k->src[8], 4);
 	__builtin_memcpy(&d, &k->src[12], 4);
 	x = a ^ b ^ c ^ d ^ (((edge_u32)k->sport << 16) | k->dport) ^ k->proto;
-	x ^= x >> 16;
-	x *= 0x7feb352dU;
-	x ^= x >> 15;
-	x *= 0x846ca68bU;
-	x ^= x >> 16;
-	return x;
+	return xlb_hint_mix(x);
 }
 
 #endif /* EDGE_LB_H */
