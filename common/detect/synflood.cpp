@@ -248,7 +248,13 @@ template <typename V>
     v[i] += static_cast<V>(by);
 }
 
-bool parse_tcp4_fast(std::span<const uint8_t> d, net::LinkType link, SynPacket& p) noexcept {
+namespace {
+
+// The frames the fast paths take: Ethernet or raw IP, IPv4 without options, not a
+// fragment, TCP with its whole header inside the IP length and the capture; the IP and TCP
+// headers, or false (the full parser takes every other frame).
+[[gnu::always_inline]] inline bool tcp4_headers(std::span<const uint8_t> d, net::LinkType link, const uint8_t*& ip,
+                                                const uint8_t*& th) noexcept {
     std::size_t off;
     if (link == net::LinkType::ethernet) {
         if (d.size() < 14 + 20 || d[12] != 0x08 || d[13] != 0x00) return false;
@@ -259,15 +265,23 @@ bool parse_tcp4_fast(std::span<const uint8_t> d, net::LinkType link, SynPacket& 
     } else {
         return false;
     }
-    const uint8_t* ip = d.data() + off;
+    ip = d.data() + off;
     if (ip[0] != 0x45 || ip[9] != net::kProtoTcp) return false;  // IPv4, no options, TCP
     const std::size_t total = std::size_t(ip[2]) << 8 | ip[3];
     if (total < 20 || ((ip[6] & 0x3f) | ip[7]) != 0) return false;  // fragments: the full parser
     const std::size_t cap = std::min(off + total, d.size()), pos = off + 20;
     if (pos + 20 > cap) return false;
-    const uint8_t* th = d.data() + pos;
+    th = d.data() + pos;
     const std::size_t doff = std::size_t(th[12] >> 4) * 4;
     if (doff < 20 || pos + doff > cap) return false;
+    return true;
+}
+
+}  // namespace
+
+bool parse_tcp4_fast(std::span<const uint8_t> d, net::LinkType link, SynPacket& p) noexcept {
+    const uint8_t *ip, *th;
+    if (!tcp4_headers(d, link, ip, th)) return false;
     p.ip_version = 4;
     p.proto = net::kProtoTcp;
     p.ttl = ip[8];
@@ -386,26 +400,9 @@ void SynFloodDetector::add_impl(const P& p, int64_t ts_us, uint32_t wire_len) {
 }
 
 bool SynFloodDetector::add_frame(std::span<const uint8_t> d, net::LinkType link, int64_t ts_us, uint32_t wire_len) {
-    // The checks of parse_tcp4_fast, in the same order.
-    std::size_t off;
-    if (link == net::LinkType::ethernet) {
-        if (d.size() < 14 + 20 || d[12] != 0x08 || d[13] != 0x00) return false;
-        off = 14;
-    } else if (link == net::LinkType::raw_ip) {
-        if (d.size() < 20) return false;
-        off = 0;
-    } else {
-        return false;
-    }
-    const uint8_t* ip = d.data() + off;
-    if (ip[0] != 0x45 || ip[9] != net::kProtoTcp) return false;
-    const std::size_t total = std::size_t(ip[2]) << 8 | ip[3];
-    if (total < 20 || ((ip[6] & 0x3f) | ip[7]) != 0) return false;
-    const std::size_t cap = std::min(off + total, d.size()), pos = off + 20;
-    if (pos + 20 > cap) return false;
-    const uint8_t* th = d.data() + pos;
-    const std::size_t doff = std::size_t(th[12] >> 4) * 4;
-    if (doff < 20 || pos + doff > cap) return false;
+    // The frames parse_tcp4_fast takes.
+    const uint8_t *ip, *th;
+    if (!tcp4_headers(d, link, ip, th)) return false;
 
     // add_impl for an IPv4 TCP packet.
     r_.packets++;
