@@ -2,6 +2,7 @@
 // from packet captures (TCP reassembly on port 179 and --port), as JSON Lines, text, or the
 // one-line format of `bgpdump -m` (-m), byte for byte.
 #include "decode.hpp"
+#include "community_fields.hpp"
 #include "line_pool.hpp"
 
 #include <bzlib.h>
@@ -304,21 +305,7 @@ void add_attrs(Record& r, const mrt::Attrs& a, bool with_next_hop) {
         }
         r.str("aggregator", fmt::format("{} {}", as, v4_text(addr)));
     }
-    if (a.has(bgp::attr::communities)) {
-        std::vector<std::string> v;
-        for (auto c : a.communities) v.push_back(fmt::format("{}:{}", c >> 16, c & 0xffff));
-        r.strings("communities", v);
-    }
-    if (!a.large_communities.empty()) {
-        std::vector<std::string> v;
-        for (auto& c : a.large_communities) v.push_back(c.to_string());
-        r.strings("large_communities", v);
-    }
-    if (!a.ext_communities.empty()) {
-        std::vector<std::string> v;
-        for (auto& c : a.ext_communities) v.push_back(c.to_string());
-        r.strings("ext_communities", v);
-    }
+    add_community_fields(r, a.has(bgp::attr::communities) ? &a.communities : nullptr, a.large_communities, a.ext_communities);
     if (a.has(bgp::attr::originator_id)) {
         std::array<uint8_t, 4> b{uint8_t(a.originator_id >> 24), uint8_t(a.originator_id >> 16), uint8_t(a.originator_id >> 8),
                                  uint8_t(a.originator_id)};

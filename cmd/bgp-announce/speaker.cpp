@@ -1,5 +1,6 @@
 // The speaker (see speaker.hpp).
 #include "speaker.hpp"
+#include "community_fields.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -55,21 +56,7 @@ void add_attr_fields(Record& r, const bgp::Attributes& a) {
     if (a.next_hop) r.str("next_hop", a.next_hop->to_string());
     if (a.med) r.num("med", uint64_t{*a.med});
     if (a.local_pref) r.num("local_pref", uint64_t{*a.local_pref});
-    if (!a.communities.empty()) {
-        std::vector<std::string> v;
-        for (auto c : a.communities) v.push_back(fmt::format("{}:{}", c >> 16, c & 0xffff));
-        r.strings("communities", v);
-    }
-    if (!a.large_communities.empty()) {
-        std::vector<std::string> v;
-        for (auto& c : a.large_communities) v.push_back(c.to_string());
-        r.strings("large_communities", v);
-    }
-    if (!a.ext_communities.empty()) {
-        std::vector<std::string> v;
-        for (auto& c : a.ext_communities) v.push_back(c.to_string());
-        r.strings("ext_communities", v);
-    }
+    add_community_fields(r, a.communities.empty() ? nullptr : &a.communities, a.large_communities, a.ext_communities);
 }
 
 std::string line_of(const Record& r) { return r.json() + "\n"; }
