@@ -77,7 +77,7 @@ void LinePool::seal() {
     work_cv_.notify_one();
     // Far enough ahead of the workers: format the oldest waiting batch here (reading on
     // is this thread's first job: the workers starve while it formats), or wait.
-    while (pending_.size() >= 2 * (fmts_.size() - 1) || in_flight_ >= max_in_flight_) {
+    while (pending_.size() >= 4 * (fmts_.size() - 1) || in_flight_ >= max_in_flight_) {
         help_or_wait(lk);
     }
 }
