@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -52,7 +53,7 @@ void set_time(std::int64_t& slot, std::int64_t ts) {
 }
 
 // EncryptedExtensions (RFC 8446 4.3.1): the server's ALPN choice and transport parameters.
-void parse_encrypted_extensions(Connection& c, Bytes msg) {
+void parse_encrypted_extensions(ConnectionDetail& c, Bytes msg) {
     auto m = next_handshake_message(msg);
     if (!m || m->type != 8) return;
     Reader r(m->body);
@@ -91,7 +92,17 @@ void ByteKeyIndex::resize(std::size_t slots) {
     slots_mem_ = std::move(mem);
     slots_ = static_cast<std::uint64_t*>(slots_mem_.data());
     nslots_ = slots;
-    for (std::size_t i = 0; i < used_; ++i) place(entry(i).hash, i);
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+        for (std::size_t off = 0; off < chunk_used_[c];) {
+            const std::uint8_t len = chunks_[c][off + 4];
+            if (len & kGap) {
+                off += static_cast<std::size_t>(len & ~kGap) * 8;
+                continue;
+            }
+            place(hash(Bytes(chunks_[c] + off + 5, len)), static_cast<std::uint32_t>(c << kUnitBits | off >> 3));
+            off += entry_size(len);
+        }
+    }
 }
 
 std::uint64_t ByteKeyIndex::hash(Bytes key) const noexcept {
@@ -122,16 +133,17 @@ const std::uint32_t* ByteKeyIndex::find(Bytes key) const noexcept {
         const std::uint64_t s = slots_[i];
         if (s == 0) return nullptr;
         if ((s >> 32) != tag) continue;
-        const Entry& e = entry(static_cast<std::uint32_t>(s) - 1u);
-        if (e.len == key.size() && (key.empty() || std::memcmp(e.key, key.data(), key.size()) == 0)) return &e.value;
+        const std::uint8_t* e = entry(static_cast<std::uint32_t>(s) - 1u);
+        if (e[4] == key.size() && (key.empty() || std::memcmp(e + 5, key.data(), key.size()) == 0))
+            return reinterpret_cast<const std::uint32_t*>(e);
     }
 }
 
-void ByteKeyIndex::place(std::uint64_t h, std::size_t entry_index) noexcept {
+void ByteKeyIndex::place(std::uint64_t h, std::uint32_t ref) noexcept {
     const std::size_t mask = nslots_ - 1;
     std::size_t i = h & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
-    slots_[i] = ((h >> 32) << 32) | (entry_index + 1);
+    slots_[i] = ((h >> 32) << 32) | (std::uint64_t{ref} + 1);
 }
 
 void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
@@ -143,24 +155,37 @@ void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
         const std::uint64_t s = slots_[i];
         if (s == 0) break;
         if ((s >> 32) != tag) continue;
-        Entry& e = entry(static_cast<std::uint32_t>(s) - 1u);
-        if (e.len == key.size() && (key.empty() || std::memcmp(e.key, key.data(), key.size()) == 0)) {
-            e.value = value;
+        std::uint8_t* e = entry(static_cast<std::uint32_t>(s) - 1u);
+        if (e[4] == key.size() && (key.empty() || std::memcmp(e + 5, key.data(), key.size()) == 0)) {
+            std::memcpy(e, &value, sizeof value);
             return;
         }
     }
-    if (used_ >= 0xfffffffeu) return;  // entry numbers are 32-bit (values are too)
-    if ((used_ + 1) * 4 > nslots_ * 3) resize(nslots_ * 2);
-    if ((used_ >> kChunkBits) == chunks_.size()) {
-        chunks_.reserve(chunks_.size() + 1);
-        chunks_.push_back(static_cast<Entry*>(arena_.allocate(sizeof(Entry) << kChunkBits, alignof(Entry))));
+    const std::size_t need = entry_size(key.size());
+    // An entry within one cache line where it fits in one (a lookup is then one miss):
+    // the gap before it is marked as such (kGap | its 8-byte units, where a key length goes).
+    if (!chunks_.empty() && need <= 64) {
+        const std::size_t off = chunk_used_.back(), gap = (64 - off % 64) % 64;
+        if (gap && gap < need && off + gap < kChunk) {
+            chunks_.back()[off + 4] = static_cast<std::uint8_t>(kGap | gap / 8);
+            chunk_used_.back() = static_cast<std::uint32_t>(off + gap);
+        }
     }
-    Entry& e = entry(used_);
-    e.hash = h;
-    e.value = value;
-    e.len = static_cast<std::uint8_t>(key.size());
-    if (!key.empty()) std::memcpy(e.key, key.data(), key.size());
-    place(h, used_);
+    if (chunks_.empty() || kChunk - chunk_used_.back() < need) {
+        if (chunks_.size() >= kMaxChunks) return;  // entry names are 32-bit
+        chunks_.reserve(chunks_.size() + 1);
+        chunk_used_.reserve(chunks_.size() + 1);
+        chunks_.push_back(static_cast<std::uint8_t*>(arena_.allocate(kChunk, 8)));
+        chunk_used_.push_back(0);
+    }
+    if ((used_ + 1) * 4 > nslots_ * 3) resize(nslots_ * 2);
+    const std::size_t c = chunks_.size() - 1, off = chunk_used_.back();
+    std::uint8_t* e = chunks_[c] + off;
+    std::memcpy(e, &value, sizeof value);
+    e[4] = static_cast<std::uint8_t>(key.size());
+    if (!key.empty()) std::memcpy(e + 5, key.data(), key.size());
+    chunk_used_.back() = static_cast<std::uint32_t>(off + need);
+    place(h, static_cast<std::uint32_t>(c << kUnitBits | off >> 3));
     used_++;
 }
 
@@ -168,10 +193,55 @@ void ByteKeyIndex::reserve(std::size_t n) {
     std::size_t want = nslots_;
     while (n * 4 > want * 3) want *= 2;
     if (want != nslots_) resize(want);
-    if (n > used_) arena_.reserve((n - used_ + (std::size_t{1} << kChunkBits)) * sizeof(Entry));
+    if (n > used_) arena_.reserve((n - used_) * 24 + kChunk);  // 24 bytes: most CIDs and address pairs
+}
+
+const ConnectionDetail& Connection::no_detail() noexcept {
+    static const ConnectionDetail none;
+    return none;
 }
 
 ConnectionTracker::ConnectionTracker(TrackerOptions opts) : opts_(std::move(opts)) {}
+
+std::string_view ConnectionTracker::keep(std::string_view s) {
+    if (s.empty()) return {};
+    char* p = static_cast<char*>(arena_.allocate(s.size(), 1));
+    std::memcpy(p, s.data(), s.size());
+    return {p, s.size()};
+}
+
+ArenaStrings ConnectionTracker::keep(const std::vector<std::string>& v) {
+    ArenaStrings a;
+    if (v.empty()) return a;
+    std::size_t bytes = 0;
+    for (const auto& x : v) bytes += x.size();
+    auto* items = static_cast<std::string_view*>(
+        arena_.allocate(v.size() * sizeof(std::string_view) + bytes, alignof(std::string_view)));
+    char* p = reinterpret_cast<char*>(items + v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!v[i].empty()) std::memcpy(p, v[i].data(), v[i].size());
+        new (items + i) std::string_view(p, v[i].size());
+        p += v[i].size();
+    }
+    a.items_ = items;
+    a.n_ = v.size();
+    return a;
+}
+
+void ConnectionTracker::settle_fresh_keys() {
+    if (!fresh_owner_) return;
+    Connection& c = *fresh_owner_;
+    fresh_owner_ = nullptr;
+    if (opts_.client_hello_only && c.has_client_hello) return;  // no Initial of c gets opened again
+    auto& keys = detail(c).initial_keys_;
+    keys.insert(keys.begin(), std::move(fresh_keys_));
+}
+
+ConnectionDetail& ConnectionTracker::detail(Connection& c) {
+    if (!c.detail_)
+        c.detail_.reset(new (arena_.allocate(sizeof(ConnectionDetail), alignof(ConnectionDetail))) ConnectionDetail);
+    return *c.detail_;
+}
 
 void ConnectionTracker::reserve(std::size_t n) {
     conns_.reserve(n);
@@ -187,17 +257,6 @@ bool ConnectionTracker::is_quic_port(std::uint16_t port) const noexcept {
 Connection* ConnectionTracker::find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const {
     const std::uint32_t* i = by_tuple_.find(TupleKey(src, dst).bytes());
     return i ? conns_[*i].get() : nullptr;
-}
-
-void ConnectionTracker::prefetch(const net::Endpoint& src, const net::Endpoint& dst, Bytes payload) const noexcept {
-    by_tuple_.prefetch(TupleKey(src, dst).bytes());
-    // Long header (RFC 8999 5.1): flags, version, DCID length and DCID, SCID length and SCID.
-    if (payload.size() < 7 || !(payload[0] & 0x80)) return;
-    const std::size_t dl = payload[5];
-    if (payload.size() < 7 + dl) return;
-    if (dl) by_cid_.prefetch(payload.subspan(6, dl));
-    const std::size_t sl = payload[6 + dl];
-    if (sl && payload.size() >= 7 + dl + sl) by_cid_.prefetch(payload.subspan(7 + dl, sl));
 }
 
 Connection* ConnectionTracker::find_cid(Bytes cid) const {
@@ -217,11 +276,31 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
     // Lookups in another shard's index are cache misses, and nearly all of them miss: a bit
     // per hash of each shard's CIDs (8 bits per CID, ~150 KB for 150 k CIDs: stays in cache)
     // skips most of them.
+    // A word at a time with fixed-size loads (the last 8 bytes overlap the words before;
+    // the length goes in first), not a byte at a time: this runs for every logged CID.
     auto fhash = [](Bytes b) {
-        std::uint64_t h = 0xcbf29ce484222325ULL ^ b.size();
-        for (auto x : b) h = (h ^ x) * 0x100000001b3ULL;
-        h ^= h >> 29;
-        return h * 0xbf58476d1ce4e5b9ULL;
+        const std::uint8_t* p = b.data();
+        const std::size_t n = b.size();
+        auto load = [](const std::uint8_t* q, std::size_t k) {
+            std::uint64_t w = 0;
+            std::memcpy(&w, q, k);
+            return w;
+        };
+        std::uint64_t h = 0xcbf29ce484222325ULL ^ n, tail = 0;
+        if (n >= 8) {
+            for (std::size_t i = 0; i + 8 < n; i += 8) {
+                h = (h ^ load(p + i, 8)) * 0x100000001b3ULL;
+                h ^= h >> 29;
+            }
+            tail = load(p + n - 8, 8);
+        } else if (n >= 4) {
+            tail = load(p, 4) | load(p + n - 4, 4) << 32;
+        } else if (n > 0) {
+            tail = std::uint64_t{p[0]} | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
+        }
+        h = (h ^ tail) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
+        return h * 0x94d049bb133111ebULL;
     };
     std::vector<std::vector<std::uint64_t>> filters(shards.size());
     for (std::size_t t = 0; t < shards.size(); ++t) {
@@ -283,7 +362,8 @@ void ConnectionTracker::index_tuple(Connection& c, const net::Endpoint& a, const
     by_tuple_.set(TupleKey(a, b).bytes(), static_cast<std::uint32_t>(c.id - 1));  // both directions
 }
 
-void ConnectionTracker::add_cid(Connection& c, Connection::CidList& list, Bytes cid, bool index) {
+template <typename List>
+void ConnectionTracker::add_cid(Connection& c, List& list, Bytes cid, bool index) {
     if (index) index_cid(c, cid);
     if (contains(list, cid)) return;
     list.emplace_back(cid.begin(), cid.end());
@@ -299,10 +379,12 @@ Connection* ConnectionTracker::create(std::int64_t ts, const net::Endpoint& src,
     c->first_us = c->last_us = ts;
     bool src_is_client = false;
     first_open_packet_ = nullptr;
+    settle_fresh_keys();
     if (h0.type == PacketType::initial) {
         // A client Initial opens with keys from its own DCID; a server Initial does not.
-        // Keep the keys and the plaintext: process() needs both for this very packet.
-        Connection::InitialSet set;
+        // Keep the keys (fresh_keys_, until this feed() ends) and the plaintext: process()
+        // needs both for this very packet.
+        Connection::InitialSet& set = fresh_keys_;
         set.version = h0.version;
         const PreparedKeys* pk = nullptr;
         set.has_server = !opts_.client_hello_only;
@@ -311,7 +393,7 @@ Connection* ConnectionTracker::create(std::int64_t ts, const net::Endpoint& src,
             (pk = prepared(set.client)) && pk->open(h0.packet, h0.pn_offset, 0, open_buf_, first_open_) == Error::ok) {
             src_is_client = true;
             c->roles_known = true;
-            c->initial_keys_.push_back(std::move(set));
+            fresh_owner_ = c.get();
             first_open_packet_ = h0.packet.data();
         }
     }
@@ -386,7 +468,8 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
             // past its first flight is a new connection reusing the ports; after a Version
             // Negotiation (no server Initial yet) it is the same attempt, continued.
             if (h0.type == PacketType::initial && src == c->client && !contains(c->dcids, h0.dcid) &&
-                (c->t_server_initial != kNoTime || c->t_server_handshake != kNoTime || c->t_retry != kNoTime ||
+                (c->t_server_initial != kNoTime || c->t_server_handshake != kNoTime ||
+                 c->detail().t_retry != kNoTime ||
                  (c->t_client_initial != kNoTime && !c->version_negotiation)))
                 c = nullptr;
         }
@@ -446,13 +529,19 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
     if (ts < c->first_us) c->first_us = ts;
 
     for (std::size_t i = 0; i < dg->packets.size(); ++i) {
-        PacketHeader h = dg->packets[i];
-        if (!h.long_header) {
+        // The split's header, read in place (a copy each was ~1% of a decode); a short
+        // header is parsed again, into `reparsed`.
+        const PacketHeader* hp = &dg->packets[i];
+        std::optional<PacketHeader> reparsed;
+        if (!hp->long_header) {
             // Short headers carry no DCID length: it is the length the receiver issued.
             const int len = d == Dir::to_server ? c->server_cid_len_ : c->client_cid_len_;
             if (len > 0)
-                if (auto re = parse_packet_header(h.packet, static_cast<std::size_t>(len))) h = re.value;
+                if (auto re = parse_packet_header(hp->packet, static_cast<std::size_t>(len))) {
+                    hp = &reparsed.emplace(std::move(re.value));
+                }
         }
+        const PacketHeader& h = *hp;
         stats_.quic_packets++;
         dc.packets++;
         PacketRecord rec;
@@ -474,24 +563,29 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
     // Bytes each way before the server could trust the client's address.
     if (!c->address_validated) (d == Dir::to_server ? c->client_bytes_unvalidated : c->server_bytes_unvalidated) += bytes;
     first_open_packet_ = nullptr;
+    settle_fresh_keys();
     return FeedResult::quic;
 }
 
 const KeyMaterial* ConnectionTracker::initial_keys(Connection& c, std::uint32_t version, Dir d) {
     if (!c.has_initial_dcid_) return nullptr;
-    for (auto& k : c.initial_keys_) {
-        if (k.version != version) continue;
+    auto from = [&](Connection::InitialSet& k) -> const KeyMaterial* {
         if (d == Dir::to_client && !k.has_server) {
-            if (derive_initial_key_material(version, c.initial_dcid_, k.client, &k.server) != Error::ok) return nullptr;
+            if (derive_initial_key_material(version, c.initial_dcid(), k.client, &k.server) != Error::ok) return nullptr;
             k.has_server = true;
         }
         return d == Dir::to_server ? &k.client : &k.server;
-    }
+    };
+    if (fresh_owner_ == &c && fresh_keys_.version == version) return from(fresh_keys_);
+    if (c.detail_)
+        for (auto& k : c.detail_->initial_keys_)
+            if (k.version == version) return from(k);
     Connection::InitialSet set;
     set.version = version;
-    if (derive_initial_key_material(version, c.initial_dcid_, set.client, set.server) != Error::ok) return nullptr;
-    c.initial_keys_.push_back(set);
-    auto& k = c.initial_keys_.back();
+    if (derive_initial_key_material(version, c.initial_dcid(), set.client, set.server) != Error::ok) return nullptr;
+    auto& keys = detail(c).initial_keys_;
+    keys.push_back(set);
+    auto& k = keys.back();
     return d == Dir::to_server ? &k.client : &k.server;
 }
 
@@ -507,19 +601,22 @@ const PreparedKeys* ConnectionTracker::prepared(const KeyMaterial& k) {
 
 bool ConnectionTracker::ensure_secrets(Connection& c) {
     if (!opts_.keylog || !c.has_client_hello) return false;
-    if (!c.secrets_looked_up_) {
-        c.secrets_looked_up_ = true;
-        c.secrets_ = opts_.keylog->find(c.client_hello.random);
-        c.keylog_found = c.secrets_ != nullptr;
+    ConnectionDetail& dt = detail(c);
+    if (!dt.secrets_looked_up_) {
+        dt.secrets_looked_up_ = true;
+        dt.secrets_ = opts_.keylog->find(dt.client_hello.random);
+        dt.keylog_found = dt.secrets_ != nullptr;
     }
-    return c.secrets_ != nullptr;
+    return dt.secrets_ != nullptr;
 }
 
-Connection::Keys* ConnectionTracker::tls_keys(Connection& c, Dir d, int space, std::uint32_t version) {
-    if (!ensure_secrets(c) || !c.has_server_hello) return nullptr;
+ConnectionDetail::Keys* ConnectionTracker::tls_keys(Connection& conn, Dir d, int space, std::uint32_t version) {
+    if (!ensure_secrets(conn)) return nullptr;
+    ConnectionDetail& c = detail(conn);
+    if (!c.has_server_hello) return nullptr;
     Cipher cipher;
     if (!cipher_for_suite(c.server_hello.cipher_suite, cipher)) return nullptr;
-    if (!c.tls_keys_) c.tls_keys_ = std::make_unique<Connection::TlsKeys>();
+    if (!c.tls_keys_) c.tls_keys_ = std::make_unique<ConnectionDetail::TlsKeys>();
     auto& slot = (space == kHandshake ? c.tls_keys_->hs : c.tls_keys_->app)[static_cast<int>(d)];
     if (slot.have && slot.version == version) return &slot;
     const auto& secret = space == kHandshake
@@ -567,8 +664,7 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
                 }
                 if (!c.has_initial_dcid_) {
                     c.has_initial_dcid_ = true;
-                    c.initial_dcid_.assign(h.dcid.begin(), h.dcid.end());
-                    c.original_dcid = c.initial_dcid_;
+                    c.original_dcid.assign(h.dcid.begin(), h.dcid.end());  // and so initial_dcid()
                     index_cid(c, h.dcid);
                 }
             } else {
@@ -601,32 +697,35 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
             break;
         }
         case PacketType::zero_rtt:
-            c.zero_rtt_packets++;
+            detail(c).zero_rtt_packets++;
             note(rec, "0-RTT not decrypted");
             return;
         case PacketType::retry: {
+            ConnectionDetail& dt = detail(c);
             c.retry = true;
-            set_time(c.t_retry, ts);
-            c.retry_token_bytes = h.token.size();
+            set_time(dt.t_retry, ts);
+            dt.retry_token_bytes = h.token.size();
             if (c.has_initial_dcid_) {
-                c.retry_tag_ok = verify_retry(h, c.initial_dcid_) ? 1 : 0;
-                if (!c.retry_tag_ok) note(rec, "Retry integrity tag does not match");
+                dt.retry_tag_ok = verify_retry(h, c.initial_dcid()) ? 1 : 0;
+                if (!dt.retry_tag_ok) note(rec, "Retry integrity tag does not match");
             }
             add_cid(c, c.server_cids, h.scid, true);
             // The client's next Initials use keys from the Retry's SCID, and start a new CRYPTO stream.
             c.has_initial_dcid_ = true;
-            c.initial_dcid_.assign(h.scid.begin(), h.scid.end());
-            c.initial_keys_.clear();
-            c.any_pn_[1][kInitial] = false;
-            c.largest_pn_[1][kInitial] = 0;
-            if (!c.has_client_hello) c.crypto_[0][0].reset();
-            c.crypto_consumed_[0][0] = 0;
+            dt.retry_dcid_.assign(h.scid.begin(), h.scid.end());
+            dt.has_retry_dcid_ = true;
+            dt.initial_keys_.clear();
+            if (fresh_owner_ == &c) fresh_owner_ = nullptr;
+            c.any_initial_pn_[1] = false;
+            c.largest_initial_pn_[1] = 0;
+            if (!c.has_client_hello) dt.crypto_[0][0].reset();
+            dt.crypto_consumed_[0][0] = 0;
             return;
         }
         case PacketType::version_negotiation:
             c.version_negotiation = true;
-            set_time(c.t_vn, ts);
-            c.vn_versions = h.supported_versions;
+            set_time(detail(c).t_vn, ts);
+            detail(c).vn_versions = h.supported_versions;
             return;
         case PacketType::unknown_long: {
             // Some clients protect such an Initial like a version they know (ngtcp2, asked
@@ -675,28 +774,31 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
         return;
     }
     const int di = static_cast<int>(d);
+    // This space's packet-number state (Handshake and 1-RTT keys came from the detail).
+    std::uint64_t& largest_pn = space == kInitial ? c.largest_initial_pn_[di] : c.detail_->largest_pn_[di][space - 1];
+    bool& any_pn = space == kInitial ? c.any_initial_pn_[di] : c.detail_->any_pn_[di][space - 1];
     OpenedView opened;
     Error e;
-    if (first_open_packet_ && first_open_packet_ == h.packet.data() && space == kInitial && !c.any_pn_[di][space] &&
-        !c.initial_keys_.empty() && keys == &c.initial_keys_.front().client) {
+    if (first_open_packet_ && first_open_packet_ == h.packet.data() && space == kInitial && !any_pn &&
+        fresh_owner_ == &c && keys == &fresh_keys_.client) {
         // create() already opened this packet with these keys (largest_pn 0 then too).
         opened = first_open_;
         e = Error::ok;
     } else {
         const PreparedKeys* pk = prepared(*keys);
-        e = pk ? pk->open(h.packet, h.pn_offset, c.largest_pn_[di][space], open_buf_, opened) : Error::crypto;
+        e = pk ? pk->open(h.packet, h.pn_offset, largest_pn, open_buf_, opened) : Error::crypto;
     }
     first_open_packet_ = nullptr;
     if (e != Error::ok && space == kApp) {
         // Maybe a key update (RFC 9001 6): the next generation keeps the header protection key.
-        auto& slot = c.tls_keys_->app[di];  // tls_keys() made it: keys came from there
+        auto& slot = c.detail_->tls_keys_->app[di];  // tls_keys() made it: keys came from there
         Cipher cipher = slot.keys.cipher;
         if (auto next = next_traffic_secret(slot.version, cipher, slot.secret)) {
             if (auto k = derive_packet_keys(slot.version, cipher, *next)) {
                 k->hp = slot.keys.hp;
                 auto m = KeyMaterial::from(k.value);
                 const PreparedKeys* pk = m ? prepared(m.value) : nullptr;
-                if (pk && pk->open(h.packet, h.pn_offset, c.largest_pn_[di][space], open_buf_, opened) == Error::ok) {
+                if (pk && pk->open(h.packet, h.pn_offset, largest_pn, open_buf_, opened) == Error::ok) {
                     slot.keys = std::move(k.value);
                     slot.material = m.value;
                     slot.secret = std::move(next.value);
@@ -711,9 +813,8 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
         return;
     }
     c.decrypted[space]++;
-    if (!c.any_pn_[di][space] || opened.packet_number > c.largest_pn_[di][space])
-        c.largest_pn_[di][space] = opened.packet_number;
-    c.any_pn_[di][space] = true;
+    if (!any_pn || opened.packet_number > largest_pn) largest_pn = opened.packet_number;
+    any_pn = true;
     if (rec) {
         rec->decrypted = true;
         rec->packet_number = opened.packet_number;
@@ -728,17 +829,23 @@ bool ConnectionTracker::take_client_hello(Connection& c, Bytes msg) {
         // storage (no copy of the message, no per-connection lists), and the Initial keys
         // freed (no more Initials get opened) so later connections reuse the memory.
         if (parse_client_hello(msg, ch_scratch_) != Error::ok) return false;
-        c.client_hello.sni = ch_scratch_.sni;
-        c.client_hello.alpn = ch_scratch_.alpn;
-        c.client_hello.random = ch_scratch_.random;
+        c.sni = keep(ch_scratch_.sni);
+        c.alpn = keep(ch_scratch_.alpn);
+        if (opts_.keylog) detail(c).client_hello.random = ch_scratch_.random;  // what the key log is looked up by
         c.has_client_hello = true;
-        std::vector<Connection::InitialSet>().swap(c.initial_keys_);
+        if (c.detail_) std::vector<Connection::InitialSet>().swap(c.detail_->initial_keys_);
+        if (fresh_owner_ == &c) fresh_owner_ = nullptr;
         return true;
     }
-    c.ch_bytes_.assign(msg.begin(), msg.end());
-    auto ch = parse_client_hello(c.ch_bytes_);
+    ConnectionDetail& dt = detail(c);
+    dt.ch_bytes_.assign(msg.begin(), msg.end());
+    auto ch = parse_client_hello(dt.ch_bytes_);
     if (!ch) return false;
-    c.client_hello = std::move(ch.value);
+    dt.client_hello = std::move(ch.value);
+    c.sni = keep(dt.client_hello.sni);
+    c.alpn = keep(dt.client_hello.alpn);
+    dt.client_hello.sni = {};
+    dt.client_hello.alpn = {};
     c.has_client_hello = true;
     return true;
 }
@@ -758,32 +865,33 @@ void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int6
             case frame_type::crypto:
                 // Only the ClientHello, ServerHello and EncryptedExtensions are read.
                 if (space == kApp || (space == kHandshake && cs)) break;
-                if (space == kInitial && (cs ? c.has_client_hello : c.has_server_hello)) break;
-                if (space == kHandshake && c.has_encrypted_extensions) break;
+                if (space == kInitial && (cs ? c.has_client_hello : c.detail().has_server_hello)) break;
+                if (space == kHandshake && c.detail().has_encrypted_extensions) break;
                 // The usual client Initial: the whole ClientHello in one CRYPTO frame at
                 // offset 0. Read from the frame itself, with no reassembly buffer (what the
                 // walk below would do with the same bytes). Anything else, or a ClientHello
                 // that does not parse, takes the general path.
-                if (space == kInitial && cs && !c.crypto_[di][space] && f.crypto_offset == 0 &&
+                if (space == kInitial && cs && !c.detail().crypto_[di][space] && f.crypto_offset == 0 &&
                     f.data.size() <= CryptoReassembler().cap()) {
                     auto m = next_handshake_message(f.data);
                     if (m && m->type == tls::kClientHello && take_client_hello(c, f.data.first(m->size))) break;
                 }
                 {
-                    auto& rs = c.crypto_[di][space];
+                    auto& rs = detail(c).crypto_[di][space];
                     if (!rs) rs = std::make_unique<CryptoReassembler>();
                     if (rs->add(f.crypto_offset, f.data) == Error::ok) crypto_added = true;
                 }
                 break;
             case frame_type::connection_close:
             case frame_type::connection_close_app:
-                if (!c.close.seen) {
-                    c.close.seen = true;
-                    c.close.by_client = cs;
-                    c.close.application = f.type == frame_type::connection_close_app;
-                    c.close.error_code = f.error_code;
-                    c.close.reason.assign(f.data.begin(), f.data.end());
-                    c.close.ts_us = ts;
+                if (!c.detail().close.seen) {
+                    ConnectionClose& cl = detail(c).close;
+                    cl.seen = true;
+                    cl.by_client = cs;
+                    cl.application = f.type == frame_type::connection_close_app;
+                    cl.error_code = f.error_code;
+                    cl.reason.assign(f.data.begin(), f.data.end());
+                    cl.ts_us = ts;
                 }
                 break;
             case frame_type::handshake_done:
@@ -798,8 +906,9 @@ void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int6
     if (!crypto_added || space == kApp) return;
 
     // Walk the complete handshake messages of this CRYPTO stream that are new.
-    auto& rs = c.crypto_[di][space];
-    std::size_t& consumed = c.crypto_consumed_[di][space];
+    ConnectionDetail& dt = detail(c);
+    auto& rs = dt.crypto_[di][space];
+    std::size_t& consumed = dt.crypto_consumed_[di][space];
     while (true) {
         Bytes stream = rs->contiguous();
         if (consumed >= stream.size()) break;
@@ -809,27 +918,27 @@ void ConnectionTracker::handle_frames(Connection& c, Dir d, int space, std::int6
         consumed += m->size;
         if (space == kInitial && cs && m->type == tls::kClientHello && !c.has_client_hello) {
             if (!take_client_hello(c, whole)) note(rec, "malformed ClientHello");
-        } else if (space == kInitial && !cs && m->type == tls::kServerHello && !c.has_server_hello) {
+        } else if (space == kInitial && !cs && m->type == tls::kServerHello && !dt.has_server_hello) {
             std::vector<std::uint8_t> bytes(whole.begin(), whole.end());
             if (auto sh = parse_server_hello(bytes)) {
                 if (sh->hello_retry_request) {
-                    c.hello_retry_request = true;
+                    dt.hello_retry_request = true;
                 } else {
-                    c.sh_bytes_ = std::move(bytes);  // a moved vector keeps its buffer: the views stay valid
-                    c.server_hello = std::move(sh.value);
-                    c.has_server_hello = true;
+                    dt.sh_bytes_ = std::move(bytes);  // a moved vector keeps its buffer: the views stay valid
+                    dt.server_hello = std::move(sh.value);
+                    dt.has_server_hello = true;
                 }
             } else {
                 note(rec, "malformed ServerHello");
             }
-        } else if (space == kHandshake && !cs && m->type == 8 && !c.has_encrypted_extensions) {
-            c.ee_bytes_.assign(whole.begin(), whole.end());
-            parse_encrypted_extensions(c, c.ee_bytes_);
+        } else if (space == kHandshake && !cs && m->type == 8 && !dt.has_encrypted_extensions) {
+            dt.ee_bytes_.assign(whole.begin(), whole.end());
+            parse_encrypted_extensions(dt, dt.ee_bytes_);
         }
     }
     // The ClientHello (ServerHello) is all we need from the client's (server's) Initial
     // stream: free it.
-    if (space == kInitial && (cs ? c.has_client_hello : c.has_server_hello)) {
+    if (space == kInitial && (cs ? c.has_client_hello : dt.has_server_hello)) {
         rs.reset();
         consumed = 0;
     }

@@ -20,6 +20,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -251,38 +252,49 @@ struct ConnectionClose {
     std::int64_t ts_us = kNoTime;
 };
 
-struct Connection {
-    std::size_t id = 0;  // 1-based, in order of first packet
-    std::uint64_t first_seq = 0;  // ConnectionTracker::set_sequence() when created (sharded decoding)
-    net::Endpoint client, server;
-    bool roles_known = false;     // a client Initial decrypted; else roles guessed from ports
-    bool handshake_seen = false;  // the client's first Initial is in the capture
-    std::int64_t first_us = 0, last_us = 0;
+// A list of strings kept in a connection tracker's arena (a connection's ALPN list): no
+// allocation of its own, nothing to free. Empty by default.
+class ArenaStrings {
+public:
+    std::size_t size() const noexcept { return n_; }
+    bool empty() const noexcept { return n_ == 0; }
+    std::string_view operator[](std::size_t i) const noexcept { return items_[i]; }
+    const std::string_view* begin() const noexcept { return items_; }
+    const std::string_view* end() const noexcept { return items_ + n_; }
+    friend bool operator==(const ArenaStrings& a, const ArenaStrings& b) noexcept {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+    friend bool operator==(const ArenaStrings& a, const std::vector<std::string>& b) noexcept {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](std::string_view x, const std::string& y) { return x == y; });
+    }
 
-    SmallVec<std::uint32_t, 2> versions;  // long-header versions in order of first use
-    bool version_negotiation = false;
+private:
+    friend class ConnectionTracker;
+    const std::string_view* items_ = nullptr;  // n_ views, and their bytes, in the arena
+    std::size_t n_ = 0;
+};
+
+// The Initial keys of one version, client's and server's.
+struct ConnectionInitialSet {
+    std::uint32_t version = 0;
+    bool has_server = true;  // false: only the client's keys were derived
+    KeyMaterial client, server;
+};
+
+// What few connections (or only a full decode) need: Version Negotiation, Retry, the
+// close, the whole ClientHello, the ServerHello, key-log state, CRYPTO reassembly.
+// Allocated on first use (Connection::detail(), ConnectionTracker::detail()): a
+// `--fields` decode of plain handshakes (without a key log) never makes one, and keeps
+// 576 bytes per connection instead of the 1,448 of one structure holding everything.
+struct ConnectionDetail {
     std::vector<std::uint32_t> vn_versions;  // offered by the server
-    bool retry = false;
     std::size_t retry_token_bytes = 0;
     int retry_tag_ok = -1;  // -1 unknown, 0 bad, 1 good
-    Cid original_dcid;      // DCID of the client's first Initial
-    using CidList = SmallVec<Cid, 2>;          // most lists hold one or two
-    CidList dcids, scids;                      // every DCID/SCID seen in a header, first-seen order
-    CidList client_cids, server_cids;          // CIDs each side issued (SCIDs, Retry, NEW_CONNECTION_ID)
-
-    DirCounts from_client, from_server;
-    // Until the client proves its address (its first Handshake or 1-RTT packet),
-    // RFC 9000 8.1 limits the server to 3x what it received.
-    std::uint64_t client_bytes_unvalidated = 0, server_bytes_unvalidated = 0;
-    bool address_validated = false;
-
-    // Absolute timestamps (us), kNoTime when not seen.
-    std::int64_t t_client_initial = kNoTime, t_server_initial = kNoTime, t_server_handshake = kNoTime,
-                 t_client_handshake = kNoTime, t_client_1rtt = kNoTime, t_server_1rtt = kNoTime,
-                 t_handshake_done = kNoTime, t_vn = kNoTime, t_retry = kNoTime;
-
-    bool has_client_hello = false;
-    ClientHello client_hello;  // views into ch_bytes_
+    // Absolute timestamps (us), kNoTime when not seen (the handshake's phases are in Connection).
+    std::int64_t t_vn = kNoTime, t_retry = kNoTime;
+    // The parsed ClientHello but its SNI and ALPN (in Connection): views into ch_bytes_.
+    // Empty with TrackerOptions::client_hello_only.
+    ClientHello client_hello;
     bool has_server_hello = false;
     bool hello_retry_request = false;
     ServerHello server_hello;
@@ -290,16 +302,20 @@ struct Connection {
     bool has_encrypted_extensions = false;
     std::string alpn_selected;
     std::vector<TransportParam> server_transport_params;  // views into ee_bytes_
-
     bool keylog_found = false;
     ConnectionClose close;
     std::uint64_t zero_rtt_packets = 0;
-    std::uint64_t decrypted[3] = {0, 0, 0};  // Initial, Handshake, 1-RTT packets opened
-    std::uint64_t decrypt_failed = 0;         // had keys, AEAD or header protection failed
-    std::uint64_t no_keys = 0;                // protected packets we had no keys for
-    std::uint64_t path_changes = 0;           // packets from a new address for a known CID
 
     // --- tracker state, not for output ---
+    // What Initial keys derive from after a Retry (its SCID); before: the original DCID.
+    bool has_retry_dcid_ = false;
+    Cid retry_dcid_;
+    // Per version, derived once (but the keys of a connection's first datagram, while
+    // the tracker feeds it: ConnectionTracker::fresh_keys_).
+    std::vector<ConnectionInitialSet> initial_keys_;
+    // Packet numbers of the Handshake and 1-RTT spaces [Dir][space - 1] (Initial's: in Connection).
+    std::uint64_t largest_pn_[2][2] = {};
+    bool any_pn_[2][2] = {};
     struct Keys {
         bool have = false;
         std::uint32_t version = 0;
@@ -307,26 +323,78 @@ struct Connection {
         KeyMaterial material;              // `keys` in fixed storage, for the key cache
         std::vector<std::uint8_t> secret;  // 1-RTT only: for key updates
     };
-    struct InitialSet {
-        std::uint32_t version = 0;
-        bool has_server = true;  // false: only the client's keys were derived
-        KeyMaterial client, server;
-    };
-    bool has_initial_dcid_ = false;
-    Cid initial_dcid_;  // what Initial keys derive from (the Retry's SCID after a Retry)
-    std::vector<InitialSet> initial_keys_;  // per version, derived once
     struct TlsKeys {
         Keys hs[2], app[2];  // [Dir]
     };
     std::unique_ptr<TlsKeys> tls_keys_;  // only with a key log: most connections never need it
     const TlsSecrets* secrets_ = nullptr;
     bool secrets_looked_up_ = false;
-    std::uint64_t largest_pn_[2][3] = {};
-    bool any_pn_[2][3] = {};
-    int client_cid_len_ = -1, server_cid_len_ = -1;
     std::unique_ptr<CryptoReassembler> crypto_[2][2];  // [Dir][0 Initial, 1 Handshake]
     std::size_t crypto_consumed_[2][2] = {};
     std::vector<std::uint8_t> ch_bytes_, sh_bytes_, ee_bytes_;
+};
+
+// A connection's detail lives in its tracker's arena: its owner runs only the destructor.
+struct ConnectionDetailDestroy {
+    void operator()(ConnectionDetail* d) const noexcept { d->~ConnectionDetail(); }
+};
+
+struct Connection {
+    std::size_t id = 0;  // 1-based, in order of first packet
+    std::uint64_t first_seq = 0;  // ConnectionTracker::set_sequence() when created (sharded decoding)
+    net::Endpoint client, server;
+    bool roles_known = false;     // a client Initial decrypted; else roles guessed from ports
+    bool handshake_seen = false;  // the client's first Initial is in the capture
+    bool version_negotiation = false;
+    bool retry = false;
+    bool has_client_hello = false;
+    // Until the client proves its address (its first Handshake or 1-RTT packet),
+    // RFC 9000 8.1 limits the server to 3x what it received.
+    bool address_validated = false;
+    std::int64_t first_us = 0, last_us = 0;
+
+    SmallVec<std::uint32_t, 2> versions;  // long-header versions in order of first use
+    Cid original_dcid;      // DCID of the client's first Initial
+    using CidList = SmallVec<Cid, 2>;          // most lists hold one or two
+    using IssuedList = SmallVec<Cid, 1>;       // most hold one
+    CidList dcids, scids;                      // every DCID/SCID seen in a header, first-seen order
+    IssuedList client_cids, server_cids;       // CIDs each side issued (SCIDs, Retry, NEW_CONNECTION_ID)
+
+    DirCounts from_client, from_server;
+    std::uint64_t client_bytes_unvalidated = 0, server_bytes_unvalidated = 0;
+
+    // Absolute timestamps (us), kNoTime when not seen (Version Negotiation and Retry: detail()).
+    std::int64_t t_client_initial = kNoTime, t_server_initial = kNoTime, t_server_handshake = kNoTime,
+                 t_client_handshake = kNoTime, t_client_1rtt = kNoTime, t_server_1rtt = kNoTime,
+                 t_handshake_done = kNoTime;
+
+    // From the ClientHello (has_client_hello); the rest of it: detail().client_hello.
+    // Both in the tracker's arena.
+    std::string_view sni;  // empty if absent
+    ArenaStrings alpn;
+
+    std::uint64_t decrypted[3] = {0, 0, 0};  // Initial, Handshake, 1-RTT packets opened
+    std::uint64_t decrypt_failed = 0;         // had keys, AEAD or header protection failed
+    std::uint64_t no_keys = 0;                // protected packets we had no keys for
+    std::uint64_t path_changes = 0;           // packets from a new address for a known CID
+
+    // Everything else (Version Negotiation, Retry, ServerHello, close...): default values
+    // when the connection never needed any of it.
+    const ConnectionDetail& detail() const noexcept { return detail_ ? *detail_ : no_detail(); }
+    bool has_detail() const noexcept { return detail_ != nullptr; }
+
+    // --- tracker state, not for output ---
+    using InitialSet = ConnectionInitialSet;
+    bool has_initial_dcid_ = false;
+    bool any_initial_pn_[2] = {};  // [Dir]; the other spaces' in detail
+    int client_cid_len_ = -1, server_cid_len_ = -1;  // the CID length each side issued; -1: not known yet
+    std::uint64_t largest_initial_pn_[2] = {};
+    std::unique_ptr<ConnectionDetail, ConnectionDetailDestroy> detail_;  // in the tracker's arena
+    // What Initial keys derive from (has_initial_dcid_): the Retry's SCID after a Retry.
+    const Cid& initial_dcid() const noexcept { return detail_ && detail_->has_retry_dcid_ ? detail_->retry_dcid_ : original_dcid; }
+
+private:
+    static const ConnectionDetail& no_detail() noexcept;
 };
 
 // A tracker's connections live in its arena: their owner runs only the destructor.
@@ -361,7 +429,7 @@ struct TrackerOptions {
     // their headers read (CIDs, versions, timing) but not decrypted, so server_hello,
     // close (from Initials), decrypted[0] and decrypt_failed stay incomplete. For callers
     // that want only header fields, SNI and ALPN (quic-probe decode --fields): of the
-    // ClientHello only sni, alpn and random are kept.
+    // ClientHello only sni and alpn are kept (and, with a key log, its random).
     bool client_hello_only = false;
 };
 
@@ -379,46 +447,43 @@ enum class FeedResult { quic, not_quic, garbage };
 
 // Byte strings of up to 40 bytes (CIDs, address pairs) -> connection index: open
 // addressing, no per-lookup allocation, never shrinks (the tracker never forgets).
-// The probed table holds 8 bytes per slot (a 32-bit hash tag and the entry's number), so
+// The probed table holds 8 bytes per slot (a 32-bit hash tag and where the entry is), so
 // it stays mostly in cache and a lookup that misses touches nothing else; keys and values
-// live in entries appended in insertion order (chunks that never move: growing the table
-// rehashes only the slots).
+// live in entries appended in insertion order, each as long as its key needs (16 to 48
+// bytes; 24 for an IPv4 address pair or a CID of 12 to 19 bytes), in chunks that never
+// move: growing the table rehashes only the slots.
 class ByteKeyIndex {
 public:
     ByteKeyIndex();
     const std::uint32_t* find(Bytes key) const noexcept;
     void set(Bytes key, std::uint32_t value);  // keys longer than kMaxKey are ignored
-    // Starts loading the slot a find() or set() of `key` probes first (a hint: the probed
-    // table is bigger than the caches, so a lookup is mostly one cache miss).
-    void prefetch(Bytes key) const noexcept {
-        if (key.size() <= kMaxKey) __builtin_prefetch(slots_ + (hash(key) & (nslots_ - 1)));
-    }
     // Room for n keys without growing (growing rehashes everything).
     void reserve(std::size_t n);
     std::size_t size() const noexcept { return used_; }
     static constexpr std::size_t kMaxKey = 40;
 
 private:
-    struct alignas(64) Entry {  // one cache line
-        std::uint64_t hash;
-        std::uint32_t value;
-        std::uint8_t len;
-        std::uint8_t key[kMaxKey];
-    };
-    static constexpr std::size_t kChunkBits = 12;  // 4096 entries, 256 KiB, per chunk (from arena_)
-    Entry& entry(std::size_t i) noexcept { return chunks_[i >> kChunkBits][i & ((std::size_t{1} << kChunkBits) - 1)]; }
-    const Entry& entry(std::size_t i) const noexcept {
-        return chunks_[i >> kChunkBits][i & ((std::size_t{1} << kChunkBits) - 1)];
+    // An entry: the value (4 bytes), the key's length (1) and the key, padded to 8 bytes.
+    // Named by its place: chunk number << kUnitBits | offset in the chunk / 8.
+    static constexpr std::size_t kChunkBits = 18;  // 256 KiB per chunk (from arena_)
+    static constexpr std::size_t kChunk = std::size_t{1} << kChunkBits;
+    static constexpr std::size_t kUnitBits = kChunkBits - 3;
+    static constexpr std::size_t kMaxChunks = (std::size_t{1} << (32 - kUnitBits)) - 1;  // names + 1 fit 32 bits
+    static constexpr std::size_t entry_size(std::size_t key_len) noexcept { return (5 + key_len + 7) & ~std::size_t{7}; }
+    static constexpr std::uint8_t kGap = 0x80;  // in place of a key length: padding, not an entry
+    std::uint8_t* entry(std::uint32_t ref) const noexcept {
+        return chunks_[ref >> kUnitBits] + (std::size_t{ref & ((std::uint32_t{1} << kUnitBits) - 1)} << 3);
     }
     std::uint64_t hash(Bytes key) const noexcept;
-    void place(std::uint64_t h, std::size_t entry_index) noexcept;
+    void place(std::uint64_t h, std::uint32_t ref) noexcept;
     void resize(std::size_t slots);
-    // 0: empty; else (hash >> 32) << 32 | (entry index + 1).
+    // 0: empty; else (hash >> 32) << 32 | (entry name + 1).
     ZeroedPages slots_mem_;
     std::uint64_t* slots_ = nullptr;  // in slots_mem_
     std::size_t nslots_ = 0;
     Arena arena_;
-    std::vector<Entry*> chunks_;
+    std::vector<std::uint8_t*> chunks_;
+    std::vector<std::uint32_t> chunk_used_;  // bytes of entries in each chunk
     std::size_t used_ = 0;
     std::uint64_t seed_;
 };
@@ -441,10 +506,6 @@ public:
                     std::size_t udp_bytes = 0, std::vector<PacketRecord>* packets = nullptr);
 
     const std::vector<ConnectionPtr>& connections() const noexcept { return conns_; }
-    // A hint for callers that hold datagrams ahead of the one they feed: starts loading
-    // what feed() of this datagram will look up first (its address pair and, for a long
-    // header, its DCID and SCID), so that it is in cache a few datagrams later.
-    void prefetch(const net::Endpoint& src, const net::Endpoint& dst, Bytes payload) const noexcept;
     const TrackerStats& stats() const noexcept { return stats_; }
     bool is_quic_port(std::uint16_t port) const noexcept;
 
@@ -484,15 +545,23 @@ private:
     Connection* create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst, const PacketHeader& h0);
     void index_cid(Connection& c, Bytes cid);
     void index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b);
-    void add_cid(Connection& c, Connection::CidList& list, Bytes cid, bool index);
+    template <typename List>
+    void add_cid(Connection& c, List& list, Bytes cid, bool index);
     void process(Connection& c, Dir d, std::int64_t ts, const PacketHeader& h, PacketRecord* rec);
     void handle_frames(Connection& c, Dir d, int space, std::int64_t ts, Bytes payload, PacketRecord* rec);
     // A complete ClientHello message for c: parsed and kept; false if malformed.
     bool take_client_hello(Connection& c, Bytes msg);
     const KeyMaterial* initial_keys(Connection& c, std::uint32_t version, Dir d);
+    // c's detail, made (in arena_) on first use.
+    ConnectionDetail& detail(Connection& c);
+    // Copies in arena_, for as long as the connections.
+    std::string_view keep(std::string_view s);
+    ArenaStrings keep(const std::vector<std::string>& v);
+    // Moves fresh_keys_ to its connection's initial_keys_ if that still needs them.
+    void settle_fresh_keys();
     const PreparedKeys* prepared(const KeyMaterial& k);
     bool ensure_secrets(Connection& c);
-    Connection::Keys* tls_keys(Connection& c, Dir d, int space, std::uint32_t version);
+    ConnectionDetail::Keys* tls_keys(Connection& c, Dir d, int space, std::uint32_t version);
 
     TrackerOptions opts_;
     TrackerStats stats_;
@@ -513,6 +582,11 @@ private:
     std::array<CachedKeys, 16> key_cache_;
     std::vector<Frame> frames_;
     ClientHello ch_scratch_;  // client_hello_only: each ClientHello is parsed here
+    // The Initial keys create() derived for the connection it made (fresh_owner_), until
+    // the end of that feed(): most connections need them for that one datagram only
+    // (client_hello_only, a ClientHello in one packet), and then never cost an allocation.
+    Connection* fresh_owner_ = nullptr;
+    Connection::InitialSet fresh_keys_;
     // create() decrypts a connection's first client Initial to learn the roles; process()
     // reuses that result (in open_buf_) instead of decrypting the packet again.
     const std::uint8_t* first_open_packet_ = nullptr;

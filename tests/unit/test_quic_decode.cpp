@@ -136,10 +136,10 @@ TEST_CASE("one handshake: roles, CIDs the server picks, timing, ClientHello, Ser
     CHECK(c.dcids == std::vector<Cid>{s.odcid, s.cscid, s.sscid});
     CHECK(c.versions == std::vector<std::uint32_t>{kVersion1});
     REQUIRE(c.has_client_hello);
-    CHECK(c.client_hello.sni == "test.example");
-    CHECK(c.client_hello.alpn == std::vector<std::string>{"h3"});
-    REQUIRE(c.has_server_hello);
-    CHECK(c.server_hello.cipher_suite == 0x1301);
+    CHECK(c.sni == "test.example");
+    CHECK(c.alpn == std::vector<std::string>{"h3"});
+    REQUIRE(c.detail().has_server_hello);
+    CHECK(c.detail().server_hello.cipher_suite == 0x1301);
     CHECK(c.from_client.datagrams == 3);
     CHECK(c.from_client.packets == 3);
     CHECK(c.from_server.datagrams == 1);
@@ -164,7 +164,7 @@ TEST_CASE("connections apart: by tuple and CIDs; same ports reused after a hands
     handshake(t, a);
     handshake(t, b, ep("192.0.2.2", 50001));
     REQUIRE(t.connections().size() == 2);
-    CHECK(t.connections()[1]->client_hello.sni == "other.example");
+    CHECK(t.connections()[1]->sni == "other.example");
     // The same client ports again with a fresh DCID: a new connection.
     Script c = b;
     c.odcid = bytes({7, 7, 7, 7, 7, 7, 7, 7});
@@ -203,19 +203,19 @@ TEST_CASE("Retry: tag checked, token counted, keys switch to the Retry's SCID") 
     REQUIRE(t.connections().size() == 1);
     const Connection& c = *t.connections()[0];
     CHECK(c.retry);
-    CHECK(c.retry_tag_ok == 1);
-    CHECK(c.retry_token_bytes == 40);
-    CHECK(c.t_retry - c.t_client_initial == 100);
+    CHECK(c.detail().retry_tag_ok == 1);
+    CHECK(c.detail().retry_token_bytes == 40);
+    CHECK(c.detail().t_retry - c.t_client_initial == 100);
     CHECK(c.decrypted[0] == 3);
     CHECK(c.decrypt_failed == 0);
-    CHECK(c.has_server_hello);
+    CHECK(c.detail().has_server_hello);
     CHECK(c.server_cids == std::vector<Cid>{rscid, s.sscid});
 
     // A Retry whose tag is for another ODCID is reported as bad.
     ConnectionTracker t2;
     t2.feed(1000, kClient, kServer, s.client_initial(0, 0, ch, s.odcid, s.odcid));
     t2.feed(1100, kServer, kClient, synth::retry(kVersion1, s.cscid, rscid, token, bytes({1})));
-    CHECK(t2.connections()[0]->retry_tag_ok == 0);
+    CHECK(t2.connections()[0]->detail().retry_tag_ok == 0);
 }
 
 TEST_CASE("Version Negotiation continues the same connection; compatible negotiation to v2-draft") {
@@ -238,11 +238,11 @@ TEST_CASE("Version Negotiation continues the same connection; compatible negotia
     REQUIRE(t.connections().size() == 1);
     const Connection& c = *t.connections()[0];
     CHECK(c.version_negotiation);
-    CHECK(c.vn_versions == std::vector<std::uint32_t>{kVersion1, kVersion2});
+    CHECK(c.detail().vn_versions == std::vector<std::uint32_t>{kVersion1, kVersion2});
     CHECK(c.versions == std::vector<std::uint32_t>{0x1a2a3a4a, kVersion1, kVersion2Draft});
-    CHECK(c.t_vn - c.first_us == 100);
+    CHECK(c.detail().t_vn - c.first_us == 100);
     CHECK(c.has_client_hello);
-    CHECK(c.has_server_hello);  // decrypted with v2-draft keys
+    CHECK(c.detail().has_server_hello);  // decrypted with v2-draft keys
     CHECK(c.decrypt_failed == 0);
 }
 
@@ -256,7 +256,7 @@ TEST_CASE("a ClientHello split over two Initials, delivered out of order") {
     t.feed(1010, kClient, kServer, s.client_initial(0, 0, Bytes(ch).first(1000), s.odcid, s.odcid));
     REQUIRE(t.connections().size() == 1);
     CHECK(t.connections()[0]->has_client_hello);
-    CHECK(t.connections()[0]->client_hello.sni == "test.example");
+    CHECK(t.connections()[0]->sni == "test.example");
 }
 
 TEST_CASE("key log: Handshake and 1-RTT decrypted, ALPN chosen, HANDSHAKE_DONE, NEW_CONNECTION_ID, close") {
@@ -280,17 +280,17 @@ TEST_CASE("key log: Handshake and 1-RTT decrypted, ALPN chosen, HANDSHAKE_DONE, 
     t.feed(2100, ep("198.51.100.1", 1234), kServer, s.client_1rtt(ncid, 1, close), 0, &recs);  // new CID, new path
     REQUIRE(t.connections().size() == 1);
     const Connection& c = *t.connections()[0];
-    CHECK(c.keylog_found);
+    CHECK(c.detail().keylog_found);
     CHECK(c.decrypted[1] == 2);
     CHECK(c.decrypted[2] == 3);
     CHECK(c.no_keys == 0);
-    CHECK(c.alpn_selected == "h3");
-    CHECK(c.has_encrypted_extensions);
+    CHECK(c.detail().alpn_selected == "h3");
+    CHECK(c.detail().has_encrypted_extensions);
     CHECK(c.t_handshake_done - c.t_client_initial == 1000);
     CHECK(c.server_cids == std::vector<Cid>{s.sscid, ncid});
-    CHECK(c.close.seen);
-    CHECK(c.close.by_client);
-    CHECK(c.close.reason == "done");
+    CHECK(c.detail().close.seen);
+    CHECK(c.detail().close.by_client);
+    CHECK(c.detail().close.reason == "done");
     CHECK(c.path_changes == 1);
     REQUIRE(recs.size() == 1);
     CHECK(recs[0].decrypted);
@@ -547,6 +547,64 @@ TEST_CASE("ByteKeyIndex: keys of every length, overwrites, growth and reserve ke
     }
 }
 
+TEST_CASE("client_hello_only: a whole handshake without a key log needs no connection detail; same fields") {
+    Script s;
+    TrackerOptions o;
+    o.client_hello_only = true;
+    ConnectionTracker fields(o), full;
+    handshake(fields, s);
+    handshake(full, s);
+    REQUIRE(fields.connections().size() == 1);
+    REQUIRE(full.connections().size() == 1);
+    const Connection& a = *fields.connections()[0];
+    const Connection& b = *full.connections()[0];
+    // Handshake and 1-RTT packets without keys, the server's Initial left encrypted: nothing
+    // rare happened, so the connection never made its detail.
+    CHECK_FALSE(a.has_detail());
+    CHECK(b.has_detail());  // the whole ClientHello, the ServerHello
+    CHECK(a.sni == b.sni);
+    CHECK(a.alpn == b.alpn);
+    CHECK(a.original_dcid == b.original_dcid);
+    CHECK(a.dcids == b.dcids);
+    CHECK(a.scids == b.scids);
+    CHECK(a.client_cids == b.client_cids);
+    CHECK(a.server_cids == b.server_cids);
+    CHECK(a.t_server_initial == b.t_server_initial);
+    CHECK(a.t_server_handshake == b.t_server_handshake);
+    CHECK(a.t_client_handshake == b.t_client_handshake);
+    CHECK(a.t_client_1rtt == b.t_client_1rtt);
+    CHECK(a.no_keys == b.no_keys);
+    CHECK(a.no_keys == 3);  // server Handshake, client Handshake, client 1-RTT
+    CHECK(a.decrypted[0] == 1);  // the client's Initial only
+    CHECK(b.decrypted[0] == 2);
+    // Defaults for everything the detail holds.
+    CHECK(a.detail().retry_tag_ok == -1);
+    CHECK(a.detail().t_retry == kNoTime);
+    CHECK_FALSE(a.detail().close.seen);
+    CHECK_FALSE(a.detail().has_server_hello);
+
+    // A Retry is rare: it makes the detail, and the client's next Initial derives its keys
+    // from the Retry's SCID (initial_dcid()), in both modes alike.
+    const Buf rscid = bytes({0xa1, 0xa2, 0xa3, 0xa4, 0xa5});
+    const Buf token(40, 0x77);
+    for (TrackerOptions opts : {o, TrackerOptions{}}) {
+        ConnectionTracker t(opts);
+        const Buf ch = s.client_hello();
+        REQUIRE(t.feed(1000, kClient, kServer, s.client_initial(0, 0, ch, s.odcid, s.odcid)) == FeedResult::quic);
+        REQUIRE(t.feed(1100, kServer, kClient, synth::retry(s.version, s.cscid, rscid, token, s.odcid)) ==
+                FeedResult::quic);
+        REQUIRE(t.connections().size() == 1);
+        const Connection& c = *t.connections()[0];
+        REQUIRE(c.has_detail());
+        CHECK(c.detail().retry_tag_ok == 1);
+        CHECK(c.initial_dcid() == rscid);
+        CHECK(c.original_dcid == s.odcid);
+        REQUIRE(t.feed(1200, kClient, kServer, s.client_initial(1, 0, ch, rscid, rscid, token)) == FeedResult::quic);
+        CHECK(c.decrypt_failed == 0);
+        CHECK(c.decrypted[0] == (opts.client_hello_only ? 1u : 2u));  // the ClientHello was already complete
+    }
+}
+
 TEST_CASE("a ClientHello whole in one CRYPTO frame, or in several of one packet, or malformed: same results") {
     Script s;
     const Buf ch = s.client_hello();
@@ -574,14 +632,20 @@ TEST_CASE("a ClientHello whole in one CRYPTO frame, or in several of one packet,
         for (const Connection* c : got) {
             CAPTURE(hello_only);
             REQUIRE(c->has_client_hello);
-            CHECK(c->client_hello.sni == s.sni);
-            CHECK(c->client_hello.alpn == got[0]->client_hello.alpn);
-            CHECK(c->client_hello.random == s.random);
-            CHECK(c->client_hello.cipher_suites == got[0]->client_hello.cipher_suites);
-            CHECK(c->client_hello.transport_params.size() == got[0]->client_hello.transport_params.size());
+            CHECK(c->sni == s.sni);
+            CHECK(c->alpn == std::vector<std::string>{"h3"});
+            CHECK(c->alpn == got[0]->alpn);
+            // Only the full decode keeps the rest of the ClientHello (the random is for key logs).
+            if (!hello_only) CHECK(c->detail().client_hello.random == s.random);
+            CHECK(c->detail().client_hello.cipher_suites == got[0]->detail().client_hello.cipher_suites);
+            CHECK(c->detail().client_hello.transport_params.size() == got[0]->detail().client_hello.transport_params.size());
             CHECK(c->decrypted[0] == 1);
         }
-        if (!hello_only) CHECK_FALSE(got[0]->client_hello.transport_params.empty());
+        if (!hello_only) CHECK_FALSE(got[0]->detail().client_hello.transport_params.empty());
+        // client_hello_only, the whole ClientHello in one frame: the connection never needed
+        // its detail (no reassembly, nothing but the SNI and ALPN kept).
+        CHECK(got[0]->has_detail() == !hello_only);
+        CHECK(got[0]->detail().client_hello.cipher_suites.empty() == hello_only);
 
         // A malformed ClientHello (its message complete in one frame) is said once.
         Buf bad_frames;
