@@ -142,13 +142,27 @@ const Octets octets;
 }  // namespace
 
 size_t format_ipv4(const uint8_t* a, char* out) {
+    // Every load before the first store: a store through char* may alias the address and
+    // the table, which would otherwise be read again after each octet (a serial chain).
+    const uint8_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    const size_t l0 = octets.len[a0], l1 = octets.len[a1], l2 = octets.len[a2], l3 = octets.len[a3];
+    uint32_t t0, t1, t2, t3;
+    std::memcpy(&t0, octets.text[a0], 4);
+    std::memcpy(&t1, octets.text[a1], 4);
+    std::memcpy(&t2, octets.text[a2], 4);
+    std::memcpy(&t3, octets.text[a3], 4);
     char* o = out;
-    for (int k = 0; k < 4; ++k) {
-        if (k) *o++ = '.';
-        std::memcpy(o, octets.text[a[k]], 4);
-        o += octets.len[a[k]];
-    }
-    return size_t(o - out);
+    std::memcpy(o, &t0, 4);
+    o += l0;
+    *o++ = '.';
+    std::memcpy(o, &t1, 4);
+    o += l1;
+    *o++ = '.';
+    std::memcpy(o, &t2, 4);
+    o += l2;
+    *o++ = '.';
+    std::memcpy(o, &t3, 4);
+    return size_t(o + l3 - out);
 }
 size_t format_ipv6(const uint8_t* a, char* out) {
     if (!inet_ntop(AF_INET6, a, out, 64)) {
@@ -866,13 +880,18 @@ inline long count_v4_prefixes(const uint8_t* p, size_t n) {
     }
     return k;
 }
+// A line's head (up to kHeadCopy bytes, the usual) is copied as a whole block of that
+// size, not by a call for its exact length: its buffer (head_buf_) has that many bytes to
+// read, and every room() taken for lines has kHeadCopy bytes more to write.
+constexpr size_t kHeadCopy = 64;
 // head + "a.b.c.d/len" for the prefix at p (checked: len <= 32, its bytes there).
 inline char* put_v4_line_start(char* q, const uint8_t* p, std::string_view head) {
     uint8_t len = p[0];
     size_t nb = (len + 7u) / 8u;
     uint8_t a[4] = {0, 0, 0, 0};
     for (size_t k = 0; k < nb; ++k) a[k] = p[1 + k];
-    std::memcpy(q, head.data(), head.size());
+    if (head.size() <= kHeadCopy) std::memcpy(q, head.data(), kHeadCopy);
+    else std::memcpy(q, head.data(), head.size());
     q += head.size();
     q += format_ipv4(a, q);
     *q++ = '/';
@@ -1078,7 +1097,7 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
 
     if (nw) {
         *kind = 'W';
-        char* q = out.room(size_t(nw) * (hd.size() + 20));
+        char* q = out.room(size_t(nw) * (hd.size() + 20) + kHeadCopy);
         q = put_v4_lines(q, wd, wl, hd, "\n");
         out.commit(q);
         *kind = 'A';
@@ -1164,7 +1183,7 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
 
     // The first line: head, prefix, "|", path, post. An AS number is at most 10 digits and a
     // separator for its 4 bytes, a segment's delimiters at most 3 for its 2 header bytes.
-    char* q = out.room(hd.size() + 18 + 2 + 3 * path_len + post.size());
+    char* q = out.room(hd.size() + 18 + 2 + 3 * path_len + post.size() + kHeadCopy);
     const uint8_t* p = nl;
     q = put_v4_line_start(q, p, hd);
     char* rest0 = q;
@@ -1200,7 +1219,7 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
     out.commit(q);
     if (na == 1) return true;
     size_t rest_len = size_t(q - rest0);
-    q = out.room(size_t(na - 1) * (hd.size() + 18 + rest_len));
+    q = out.room(size_t(na - 1) * (hd.size() + 18 + rest_len) + kHeadCopy);
     const char* rest = q - rest_len;  // the first line's, just before the room (it may have moved)
     p += 1 + (p[0] + 7u) / 8u;
     for (long k = 1; k < na; ++k) {
