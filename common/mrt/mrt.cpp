@@ -1214,7 +1214,9 @@ bool BgpdumpFormatter::fast_update(const Header& hdr, const Bgp4mp& m, std::span
         }
         if (any && last != bgp::as_sequence) *q++ = seg_end(last);
     }
-    std::memcpy(q, post.data(), post.size());
+    // As the head: one block when it fits (post_buf_ has the bytes to read; the room, kHeadCopy more).
+    if (post_len_ && post.size() <= kHeadCopy) std::memcpy(q, post.data(), kHeadCopy);
+    else std::memcpy(q, post.data(), post.size());
     q += post.size();
     out.commit(q);
     if (na == 1) return true;
