@@ -141,7 +141,8 @@ struct Octets {
 const Octets octets;
 }  // namespace
 
-size_t format_ipv4(const uint8_t* a, char* out) {
+namespace {
+[[gnu::always_inline]] inline size_t ipv4_text(const uint8_t* a, char* out) {
     // Every load before the first store: a store through char* may alias the address and
     // the table, which would otherwise be read again after each octet (a serial chain).
     const uint8_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
@@ -164,6 +165,8 @@ size_t format_ipv4(const uint8_t* a, char* out) {
     std::memcpy(o, &t3, 4);
     return size_t(o + l3 - out);
 }
+}  // namespace
+size_t format_ipv4(const uint8_t* a, char* out) { return ipv4_text(a, out); }
 size_t format_ipv6(const uint8_t* a, char* out) {
     if (!inet_ntop(AF_INET6, a, out, 64)) {
         out[0] = 0;
@@ -893,7 +896,7 @@ inline char* put_v4_line_start(char* q, const uint8_t* p, std::string_view head)
     if (head.size() <= kHeadCopy) std::memcpy(q, head.data(), kHeadCopy);
     else std::memcpy(q, head.data(), head.size());
     q += head.size();
-    q += format_ipv4(a, q);
+    q += ipv4_text(a, q);  // per line: inline
     *q++ = '/';
     if (len < 10) *q++ = char('0' + len);
     else q = put_2(q, len);
