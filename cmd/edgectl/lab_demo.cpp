@@ -30,6 +30,7 @@ using edge::out::Record;
 Demo::Demo(const Plan& pl, edge::out::Output& out) : pl_(pl), st_(pl.dir), out_(out), prefix_(pl.pops[0].v4_prefixes.at(0)) {}
 
 void Demo::section(const std::string& title) {
+    check_interrupt();  // a step's in-process requests may not look: stop before the next
     step_++;
     out_.emit(Record("demo_step").num("step", step_).str("title", title).text(fmt::format("\n== {}. {}", step_, title)));
 }
@@ -37,6 +38,9 @@ void Demo::section(const std::string& title) {
 void Demo::show(const std::string& text) { out_.emit(Record("demo_show").num("step", step_).str("message", text).text("   " + text)); }
 
 void Demo::check(bool ok, const std::string& what) {
+    // After Ctrl-C a check can fail only because the signal cut a request short (EINTR):
+    // that is the interrupt, not a failed assertion.
+    if (!ok) check_interrupt();
     out_.emit(Record("demo_assert").num("step", step_).str("assertion", what).boolean("ok", ok).text(
         fmt::format("   {} {}", ok ? "ok:" : "FAILED:", what)));
     if (!ok) edge::failure("demo step {}: assertion failed: {}", step_, what);
