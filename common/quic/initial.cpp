@@ -323,72 +323,100 @@ void sha256_compress(std::uint32_t state[8], const std::uint8_t* data, std::size
 constexpr std::uint32_t kSha256Init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                           0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
-// HMAC-SHA256 (RFC 2104) with the key's padded blocks hashed once: each MAC of a short
-// message is then two or three compressions on the saved states, with none of the
-// EVP/HMAC_CTX layers (allocation, digest dispatch) that cost as much as the hashing for
-// these 20-50 byte messages. Keys of at most 64 bytes (all QUIC secrets and salts).
-class FastHmac256 {
-public:
+// The state words as the digest's bytes (big-endian).
+void sha256_bytes(const std::uint32_t st[8], std::uint8_t* out) {
+    for (int i = 0; i < 8; ++i) {
+        const std::uint32_t w = __builtin_bswap32(st[i]);
+        std::memcpy(out + 4 * i, &w, 4);
+    }
+}
+
+// The last block of a SHA-256 whose input is one 64-byte block (an HMAC pad) and then
+// `n` <= 55 bytes from `msg`: the message, 0x80, zeros, the length in bits.
+void one_block(std::uint8_t blk[64], const std::uint8_t* msg, std::size_t n) {
+    std::memset(blk, 0, 64);
+    std::memcpy(blk, msg, n);
+    blk[n] = 0x80;
+    const std::uint64_t bits = __builtin_bswap64((64 + std::uint64_t{n}) * 8);
+    std::memcpy(blk + 56, &bits, 8);
+}
+
+// HMAC-SHA256 (RFC 2104) of one key: its padded blocks hashed once, so each MAC of a
+// message of up to 55 bytes is two compressions on the saved states. Keys of at most
+// 64 bytes (all QUIC secrets and salts).
+struct Hmac256 {
+    std::uint32_t inner[8], outer[8];
     void key(const std::uint8_t* k, std::size_t n) {
-        std::uint8_t pad[64];
-        for (int side = 0; side < 2; ++side) {
-            std::memset(pad, side == 0 ? 0x36 : 0x5c, sizeof pad);
-            for (std::size_t i = 0; i < n && i < 64; ++i) pad[i] ^= k[i];
-            std::uint32_t* st = side == 0 ? inner_ : outer_;
-            std::memcpy(st, kSha256Init, sizeof kSha256Init);
-            sha256_compress(st, pad, 1);
+        std::uint8_t pads[2][64];
+        std::memset(pads[0], 0x36, 64);
+        std::memset(pads[1], 0x5c, 64);
+        for (std::size_t i = 0; i < n && i < 64; ++i) {
+            pads[0][i] ^= k[i];
+            pads[1][i] ^= k[i];
         }
+        std::memcpy(inner, kSha256Init, sizeof inner);
+        std::memcpy(outer, kSha256Init, sizeof outer);
+        sha256_compress(inner, pads[0], 1);
+        sha256_compress(outer, pads[1], 1);
     }
-    void mac(const std::uint8_t* msg, std::size_t n, std::uint8_t out[32]) const {
-        std::uint8_t t[32];
-        finish(inner_, msg, n, t);
-        finish(outer_, t, sizeof t, out);
+};
+
+// HMACs under one key, of messages already laid out as their last block (one_block):
+// all the inner hashes first, then the outer ones. No compression waits for the one
+// before, so the CPU overlaps them (a MAC at a time chained each on the last).
+template <std::size_t N>
+void hmac_blocks(const Hmac256& h, const std::uint8_t* const (&blocks)[N], std::uint8_t (&out)[N][32]) {
+    std::uint32_t st[N][8];
+    for (std::size_t i = 0; i < N; ++i) {
+        std::memcpy(st[i], h.inner, sizeof st[i]);
+        sha256_compress(st[i], blocks[i], 1);
     }
-    // HKDF-Expand-Label (RFC 8446 7.1) with this key as the secret: empty context,
-    // out_len <= 32 (one HKDF block).
-    bool expand_label(std::string_view label, std::uint8_t* out, std::size_t out_len) const {
-        std::uint8_t info[2 + 1 + 6 + 255 + 1 + 1];
-        const std::size_t full = 6 + label.size();
-        if (full > 255 || out_len > 32) return false;
+    std::uint8_t outer_blk[N][64];
+    for (std::size_t i = 0; i < N; ++i) {
+        std::uint8_t digest[32];
+        sha256_bytes(st[i], digest);
+        one_block(outer_blk[i], digest, 32);
+        std::memcpy(st[i], h.outer, sizeof st[i]);
+        sha256_compress(st[i], outer_blk[i], 1);
+    }
+    for (std::size_t i = 0; i < N; ++i) sha256_bytes(st[i], out[i]);
+}
+
+// What a version's Initial keys take that does not depend on the DCID: the salt's HMAC
+// pads, and each HKDF-Expand-Label's message (RFC 8446 7.1: length, "tls13 " label, empty
+// context, then HKDF's counter byte 1) laid out as its HMAC's last block.
+struct InitialSchedule {
+    std::uint32_t version = 0;
+    Hmac256 salt;
+    std::uint8_t client_in[64], server_in[64], key[64], iv[64], hp[64];
+
+    static void label_block(std::uint8_t blk[64], std::string_view label, std::size_t out_len) {
+        std::uint8_t info[55];
         std::size_t n = 0;
         info[n++] = static_cast<std::uint8_t>(out_len >> 8);
         info[n++] = static_cast<std::uint8_t>(out_len);
-        info[n++] = static_cast<std::uint8_t>(full);
+        info[n++] = static_cast<std::uint8_t>(6 + label.size());
         std::memcpy(info + n, "tls13 ", 6);
         n += 6;
         std::memcpy(info + n, label.data(), label.size());
         n += label.size();
         info[n++] = 0;
         info[n++] = 1;
-        std::uint8_t t[32];
-        mac(info, n, t);
-        std::memcpy(out, t, out_len);
+        one_block(blk, info, n);
+    }
+    // False when a label does not fit one block (no version has one that long).
+    bool init(const VersionInfo& v) {
+        for (auto l : {v.key_label, v.iv_label, v.hp_label})
+            if (l.size() > 55 - 11) return false;
+        salt.key(v.initial_salt.data(), v.initial_salt.size());
+        label_block(client_in, "client in", 32);
+        label_block(server_in, "server in", 32);
+        label_block(key, v.key_label, 16);
+        label_block(iv, v.iv_label, 12);
+        label_block(hp, v.hp_label, 16);
+        version = v.version;
         return true;
     }
-
-private:
-    // SHA-256 of (the 64-byte block behind `saved`) || msg.
-    static void finish(const std::uint32_t saved[8], const std::uint8_t* msg, std::size_t n, std::uint8_t out[32]) {
-        std::uint32_t st[8];
-        std::memcpy(st, saved, sizeof st);
-        const std::uint64_t bits = (64 + std::uint64_t{n}) * 8;
-        const std::size_t full = n / 64;
-        if (full) sha256_compress(st, msg, full);
-        std::uint8_t last[128] = {};
-        const std::size_t rest = n - full * 64;
-        if (rest) std::memcpy(last, msg + full * 64, rest);
-        last[rest] = 0x80;
-        const std::size_t len = rest + 9 <= 64 ? 64 : 128;
-        for (int i = 0; i < 8; ++i) last[len - 1 - i] = static_cast<std::uint8_t>(bits >> (8 * i));
-        sha256_compress(st, last, len / 64);
-        for (int i = 0; i < 8; ++i) {
-            out[4 * i] = static_cast<std::uint8_t>(st[i] >> 24);
-            out[4 * i + 1] = static_cast<std::uint8_t>(st[i] >> 16);
-            out[4 * i + 2] = static_cast<std::uint8_t>(st[i] >> 8);
-            out[4 * i + 3] = static_cast<std::uint8_t>(st[i]);
-        }
-    }
-    std::uint32_t inner_[8], outer_[8];
 };
 
 }  // namespace
@@ -397,28 +425,45 @@ Error derive_initial_key_material(std::uint32_t version, Bytes client_dcid, KeyM
     const auto* info = version_info(version);
     if (!info) return Error::unsupported_version;
     if (info->initial_salt.size() > 64) return Error::crypto;
-    // HKDF-Extract(salt, dcid) = HMAC(salt, dcid): the salt's pads are the same for every
-    // connection of a version, so they are kept (one keyed context per thread and version).
-    thread_local std::uint32_t salt_version = 0;
-    thread_local FastHmac256 salt_mac;
-    if (salt_version != version) {
-        salt_mac.key(info->initial_salt.data(), info->initial_salt.size());
-        salt_version = version;
-    }
-    std::uint8_t initial[32], secrets[2][32];
-    FastHmac256 prk;
-    salt_mac.mac(client_dcid.data(), client_dcid.size(), initial);
-    prk.key(initial, 32);
-    if (!prk.expand_label("client in", secrets[0], 32) || (server && !prk.expand_label("server in", secrets[1], 32)))
+    // One schedule per thread and version (captures rarely mix versions).
+    thread_local InitialSchedule sched;
+    if (sched.version != version && !sched.init(*info)) {
+        sched.version = 0;
         return Error::crypto;
+    }
+    // HKDF-Extract(salt, dcid) = HMAC(salt, dcid), then the client's (and the server's)
+    // secret, then key, IV and header-protection key from each.
+    std::uint8_t initial[1][32];
+    if (client_dcid.size() <= 55) {
+        std::uint8_t blk[64];
+        one_block(blk, client_dcid.data(), client_dcid.size());
+        hmac_blocks(sched.salt, {blk}, initial);
+    } else {  // a long CID of a long header (v1 and v2 allow 20 bytes; the rest is not ours to judge)
+        unsigned len = 0;
+        if (!HMAC(EVP_sha256(), info->initial_salt.data(), info->initial_salt.size(), client_dcid.data(),
+                  client_dcid.size(), initial[0], &len))
+            return Error::crypto;
+    }
+    Hmac256 prk;
+    prk.key(initial[0], 32);
+    std::uint8_t secrets[2][32];
+    if (server) {
+        hmac_blocks(prk, {sched.client_in, sched.server_in}, secrets);
+    } else {
+        std::uint8_t one[1][32];
+        hmac_blocks(prk, {sched.client_in}, one);
+        std::memcpy(secrets[0], one[0], 32);
+    }
     for (int side = 0; side < (server ? 2 : 1); ++side) {
-        FastHmac256 h;
+        Hmac256 h;
+        h.key(secrets[side], 32);
+        std::uint8_t out[3][32];
+        hmac_blocks(h, {sched.key, sched.iv, sched.hp}, out);
         KeyMaterial& m = side == 0 ? client : *server;
         m = KeyMaterial{};
-        h.key(secrets[side], 32);
-        if (!h.expand_label(info->key_label, m.key, 16) || !h.expand_label(info->iv_label, m.iv, 12) ||
-            !h.expand_label(info->hp_label, m.hp, 16))
-            return Error::crypto;
+        std::memcpy(m.key, out[0], 16);
+        std::memcpy(m.iv, out[1], 12);
+        std::memcpy(m.hp, out[2], 16);
     }
     return Error::ok;
 }
