@@ -915,51 +915,63 @@ std::size_t pair_hash(const edge::net::Endpoint& a, const edge::net::Endpoint& b
     return static_cast<std::size_t>(h ^ (h >> 32));
 }
 
-// Like pcap::scan, but the UDP datagrams go to trackers[pair_hash % n], each run by its
-// own thread, in capture order per shard. The reader must be mapped (frames stay valid).
+// Like pcap::scan, but the UDP datagrams go to trackers[pair_hash % n], in capture order
+// per shard. A shard is fed by one thread at a time, not a fixed one: batches wait in the
+// shard's queue and whichever thread is free takes the oldest batch of a shard nobody is
+// feeding. The reading thread is one of them (it feeds instead of waiting when work is
+// queued), so n shards need n - 1 more threads, not n: on 2 cores a third thread only
+// took turns with the others. The reader must be mapped (frames stay valid).
 edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::unique_ptr<q::ConnectionTracker>>& trackers,
                                    std::uint64_t& not_udp, std::uint64_t& fragments, std::int64_t& t_first) {
     edge::pcap::require_link(r);
     const edge::net::LinkType link = *r.link();
     const std::size_t n = trackers.size();
     // Frames are handed out every `window` frames, and at most `budget` bytes of them wait
-    // for the workers: the reader releases the mapping 16 MiB behind its position, and
-    // a worker reading further behind would fault the pages in again (and keep them).
+    // to be fed: the reader releases the mapping 16 MiB behind its position, and a batch
+    // fed further behind would fault the pages in again (and keep them).
     constexpr std::size_t window = 512, budget = 4u << 20;
-    struct Queue {
+    struct Shard {
         std::deque<std::pair<std::vector<ShardItem>, std::size_t>> q;  // batch, its bytes
-        std::condition_variable not_empty;
-        bool done = false;
+        bool busy = false;                                               // a thread is feeding it
     };
     std::mutex mu;
-    std::condition_variable not_full;
+    std::condition_variable work;  // a batch became takeable, or the end
+    std::condition_variable room;  // bytes were fed
     std::size_t inflight = 0;
-    std::vector<Queue> queues(n);
-    auto worker = [&](std::size_t w) {
-        Queue& qu = queues[w];
+    bool done = false;
+    std::vector<Shard> shards(n);
+    // With mu held: a shard with a batch and nobody feeding it, or n.
+    auto takeable = [&] {
+        for (std::size_t w = 0; w < n; ++w)
+            if (!shards[w].busy && !shards[w].q.empty()) return w;
+        return n;
+    };
+    // With lk holding mu, shard w takeable: feeds its oldest batch (mu released meanwhile).
+    auto feed_one = [&](std::unique_lock<std::mutex>& lk, std::size_t w) {
+        Shard& sh = shards[w];
+        std::vector<ShardItem> batch = std::move(sh.q.front().first);
+        const std::size_t bytes = sh.q.front().second;
+        sh.q.pop_front();
+        sh.busy = true;
+        lk.unlock();
         q::ConnectionTracker& t = *trackers[w];
+        for (const ShardItem& it : batch) {
+            t.set_sequence(it.seq);
+            t.feed(it.fr.ts_us, it.src, it.dst, it.fr.data.subspan(it.off, it.len), it.udp_bytes, nullptr);
+        }
+        lk.lock();
+        sh.busy = false;
+        inflight -= bytes;
+        if (!sh.q.empty()) work.notify_one();
+        room.notify_one();
+    };
+    auto worker = [&] {
+        std::unique_lock lk(mu);
         while (true) {
-            std::vector<ShardItem> batch;
-            std::size_t bytes = 0;
-            {
-                std::unique_lock lk(mu);
-                qu.not_empty.wait(lk, [&] { return !qu.q.empty() || qu.done; });
-                if (qu.q.empty()) return;
-                batch = std::move(qu.q.front().first);
-                bytes = qu.q.front().second;
-                qu.q.pop_front();
-            }
-            // (Prefetching each datagram's index slots four datagrams ahead measured no
-            // faster, with or without it, on the 100 k-connection bench: removed.)
-            for (const ShardItem& it : batch) {
-                t.set_sequence(it.seq);
-                t.feed(it.fr.ts_us, it.src, it.dst, it.fr.data.subspan(it.off, it.len), it.udp_bytes, nullptr);
-            }
-            {
-                std::lock_guard lk(mu);
-                inflight -= bytes;
-            }
-            not_full.notify_one();
+            std::size_t w;
+            work.wait(lk, [&] { return (w = takeable()) < n || done; });
+            if (w == n) return;  // done, and nothing left that nobody is feeding
+            feed_one(lk, w);
         }
     };
     {
@@ -970,7 +982,7 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
         if (q::derive_initial_key_material(q::kVersion1, {}, a, b) == q::Error::ok) (void)k.init(a);
     }
     std::vector<std::thread> threads;
-    for (std::size_t w = 0; w < n; ++w) threads.emplace_back(worker, w);
+    for (std::size_t w = 1; w < n; ++w) threads.emplace_back(worker);
     std::vector<std::vector<ShardItem>> batches(n);
     std::vector<std::size_t> batch_bytes(n);
     std::size_t in_window = 0;
@@ -979,13 +991,29 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
         for (auto b : batch_bytes) bytes += b;
         {
             std::unique_lock lk(mu);
-            not_full.wait(lk, [&] { return inflight == 0 || inflight + bytes <= budget; });
+            // Queued work first: feed it here while it is over a window per thread (the
+            // others keep theirs), or the budget has no room; wait only when every shard
+            // with work is being fed.
+            while (true) {
+                const bool full = inflight != 0 && inflight + bytes > budget;
+                std::size_t queued = 0;
+                for (const auto& sh : shards) queued += sh.q.size();
+                if (!full && queued < n) break;
+                const std::size_t w = takeable();
+                if (w < n) {
+                    feed_one(lk, w);
+                } else if (full) {
+                    room.wait(lk);
+                } else {
+                    break;
+                }
+            }
             inflight += bytes;
             for (std::size_t w = 0; w < n; ++w)
-                if (!batches[w].empty()) queues[w].q.emplace_back(std::move(batches[w]), batch_bytes[w]);
+                if (!batches[w].empty()) shards[w].q.emplace_back(std::move(batches[w]), batch_bytes[w]);
         }
+        work.notify_all();
         for (std::size_t w = 0; w < n; ++w) {
-            if (batch_bytes[w] || !batches[w].empty()) queues[w].not_empty.notify_one();
             batches[w] = {};
             batches[w].reserve(2 * window / n);
             batch_bytes[w] = 0;
@@ -1037,10 +1065,12 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
     }
     push_all();
     {
-        std::lock_guard lk(mu);
-        for (auto& qu : queues) qu.done = true;
+        // Help with what is left, then let the workers go.
+        std::unique_lock lk(mu);
+        for (std::size_t w; (w = takeable()) < n;) feed_one(lk, w);
+        done = true;
     }
-    for (auto& qu : queues) qu.not_empty.notify_all();
+    work.notify_all();
     for (auto& t : threads) t.join();
     progress.finish();
     st.file_truncated = r.truncated();
