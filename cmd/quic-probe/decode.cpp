@@ -964,6 +964,11 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
                 const std::size_t len = std::min<std::size_t>(ahead.len, 1280);
                 for (std::size_t at = 64; at < len; at += 64) __builtin_prefetch(d + at);
             }
+            // And the index slots its lookups will read, 3 ahead (measured: 2-3 best, 8 less).
+            if (i + 3 < batch.size()) {
+                const ShardItem& ahead = batch[i + 3];
+                t.prefetch(ahead.src, ahead.dst, ahead.fr.data.subspan(ahead.off, ahead.len));
+            }
             const ShardItem& it = batch[i];
             t.set_sequence(it.seq);
             t.feed(it.fr.ts_us, it.src, it.dst, it.fr.data.subspan(it.off, it.len), it.udp_bytes, nullptr);

@@ -254,6 +254,17 @@ bool ConnectionTracker::is_quic_port(std::uint16_t port) const noexcept {
     return std::find(opts_.ports.begin(), opts_.ports.end(), port) != opts_.ports.end();
 }
 
+void ConnectionTracker::prefetch(const net::Endpoint& src, const net::Endpoint& dst, Bytes payload) const noexcept {
+    by_tuple_.prefetch(TupleKey(src, dst).bytes());
+    // A long header: first byte, version (4), DCID length and DCID, SCID length and SCID.
+    if (payload.size() < 7 || !(payload[0] & 0x80)) return;
+    const std::size_t dl = payload[5];
+    if (6 + dl >= payload.size()) return;
+    if (dl) by_cid_.prefetch(payload.subspan(6, dl));
+    const std::size_t sl = payload[6 + dl];
+    if (sl && 7 + dl + sl <= payload.size()) by_cid_.prefetch(payload.subspan(7 + dl, sl));
+}
+
 Connection* ConnectionTracker::find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const {
     const std::uint32_t* i = by_tuple_.find(TupleKey(src, dst).bytes());
     return i ? conns_[*i].get() : nullptr;
