@@ -102,6 +102,10 @@ ZeroedPages::ZeroedPages(std::size_t bytes) {
     base_ = map_block(size_, huge);
 }
 
+void ZeroedPages::populate() noexcept {
+    if (base_) (void)::madvise(base_, size_, Arena::kMadvPopulateWrite);
+}
+
 ZeroedPages::~ZeroedPages() {
     if (base_) ::munmap(base_, size_);
 }

@@ -32,6 +32,7 @@ public:
     std::size_t blocks() const noexcept { return blocks_.size(); }
 
     static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+    static constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, missing from older headers
 
 private:
     struct Block {
@@ -45,7 +46,6 @@ private:
     std::uint8_t* end_ = nullptr;
     std::uint8_t* populated_ = nullptr;  // [block start, populated_) is faulted in
     static constexpr std::size_t kPopulateStep = std::size_t{1} << 20;
-    static constexpr int kMadvPopulateWrite = 23;  // MADV_POPULATE_WRITE, missing from older headers
     std::size_t grow_ = std::size_t{64} << 10;  // the next block's size: doubles up to kMaxBlock
     static constexpr std::size_t kMaxBlock = std::size_t{64} << 20;
 };
@@ -72,6 +72,10 @@ public:
     }
     void* data() const noexcept { return base_; }
     std::size_t size() const noexcept { return size_; }
+    // Faults every page in for writing now, in one system call (ignored where the kernel
+    // cannot): a table read before it is written otherwise maps the shared zero page,
+    // and its first write per page then copies it and flushes the other CPUs' TLBs.
+    void populate() noexcept;
 
 private:
     void* base_ = nullptr;

@@ -89,6 +89,7 @@ ByteKeyIndex::ByteKeyIndex() {
 
 void ByteKeyIndex::resize(std::size_t slots) {
     ZeroedPages mem(slots * sizeof(std::uint64_t));  // all slots empty (0)
+    mem.populate();  // lookups read slots before inserts write them
     slots_mem_ = std::move(mem);
     slots_ = static_cast<std::uint64_t*>(slots_mem_.data());
     nslots_ = slots;
