@@ -505,7 +505,36 @@ TEST_CASE("Arena: aligned, disjoint, writable memory of any size; ZeroedPages: z
         ZeroedPages m(std::move(z));
         CHECK(m.data() == p);
         CHECK(z.data() == nullptr);
+        m.populate();  // faulted in for writing: still zeros, and writable
+        CHECK(std::all_of(p, p + m.size(), [](std::uint8_t x) { return x == 0; }));
+        static_cast<std::uint8_t*>(m.data())[m.size() - 1] = 1;
     }
+    ZeroedPages().populate();  // nothing mapped: nothing to do
+}
+
+TEST_CASE("ShardLog lists: entries of 0-255 bytes across many blocks come back in order") {
+    ConnectionTracker::ShardLog log;
+    std::mt19937_64 rng(9);
+    std::vector<std::vector<std::uint8_t>> want;
+    std::size_t bytes = 0;
+    while (bytes < (std::size_t{300} << 10)) {  // several 64 KiB blocks, some ends left unused
+        std::vector<std::uint8_t> e(rng() % 4 == 0 ? 255 : rng() % 21);
+        for (auto& b : e) b = static_cast<std::uint8_t>(rng());
+        ConnectionTracker::ShardLog::add(log.missed, e);
+        want.push_back(std::move(e));
+        bytes += 1 + want.back().size();
+    }
+    std::size_t i = 0;
+    bool same = true;
+    ConnectionTracker::ShardLog::each(log.missed, [&](Bytes b) {
+        same = same && i < want.size() && std::equal(b.begin(), b.end(), want[i].begin(), want[i].end());
+        ++i;
+    });
+    CHECK(same);
+    CHECK(i == want.size());
+    std::size_t none = 0;
+    ConnectionTracker::ShardLog::each(log.indexed, [&](Bytes) { ++none; });
+    CHECK(none == 0);
 }
 
 TEST_CASE("ByteKeyIndex: keys of every length, overwrites, growth and reserve keep every entry") {
