@@ -539,7 +539,7 @@ public:
                 }
                 std::uint8_t* to = blocks_.back().first + used_;
                 to[0] = static_cast<std::uint8_t>(b.size());
-                std::memcpy(to + 1, b.data(), b.size());
+                if (!b.empty()) std::memcpy(to + 1, b.data(), b.size());
                 used_ += 1 + b.size();
             }
             template <typename F>

@@ -335,7 +335,7 @@ void sha256_bytes(const std::uint32_t st[8], std::uint8_t* out) {
 // `n` <= 55 bytes from `msg`: the message, 0x80, zeros, the length in bits.
 void one_block(std::uint8_t blk[64], const std::uint8_t* msg, std::size_t n) {
     std::memset(blk, 0, 64);
-    std::memcpy(blk, msg, n);
+    if (n) std::memcpy(blk, msg, n);  // an empty DCID may have no pointer at all
     blk[n] = 0x80;
     const std::uint64_t bits = __builtin_bswap64((64 + std::uint64_t{n}) * 8);
     std::memcpy(blk + 56, &bits, 8);
