@@ -18,6 +18,26 @@
 
 namespace edgectl::lab {
 
+namespace {
+
+// Waits until fd is ready for `ev` or the clock passes `end` (false). A signal that
+// interrupts the wait is Ctrl-C's (Interrupted, from check_interrupt) or is waited out:
+// it is not the server failing to answer.
+bool wait_ready(int fd, short ev, double end) {
+    for (;;) {
+        const double left = end - now_s();
+        if (left <= 0) return false;
+        pollfd p{fd, ev, 0};
+        const int n = poll(&p, 1, static_cast<int>(left * 1000) + 1);
+        if (n > 0) return true;
+        if (n == 0) return false;
+        if (errno != EINTR) return false;
+        check_interrupt();
+    }
+}
+
+}  // namespace
+
 std::string HttpResponse::header(const std::string& name) const {
     size_t pos = 0;
     while ((pos = head.find("\r\n", pos)) != std::string::npos) {
@@ -61,11 +81,16 @@ HttpConn::HttpConn(const std::string& ns, const std::string& addr, uint16_t port
     if (rc != 0 && errno != EINPROGRESS) {
         error_ = fmt::format("connect: {}", std::strerror(errno));
     } else if (rc != 0) {
-        pollfd p{fd_, POLLOUT, 0};
-        int n = poll(&p, 1, static_cast<int>(timeout_s * 1000));
+        bool ready;
+        try {
+            ready = wait_ready(fd_, POLLOUT, now_s() + timeout_s);
+        } catch (...) {  // Ctrl-C: no destructor runs for an object never made
+            close(fd_);
+            throw;
+        }
         int err = 0;
         socklen_t len = sizeof err;
-        if (n <= 0) error_ = fmt::format("connect: no answer within {} s", timeout_s);
+        if (!ready) error_ = fmt::format("connect: no answer within {} s", timeout_s);
         else if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err) error_ = fmt::format("connect: {}", std::strerror(err));
     }
     if (!error_.empty()) {
@@ -102,12 +127,7 @@ std::optional<HttpResponse> HttpConn::get(const std::string& path, double timeou
         fd_ = -1;
         return std::nullopt;
     };
-    auto wait = [&](short ev) {
-        double left = end - now_s();
-        if (left <= 0) return false;
-        pollfd p{fd_, ev, 0};
-        return poll(&p, 1, static_cast<int>(left * 1000) + 1) > 0;
-    };
+    auto wait = [&](short ev) { return wait_ready(fd_, ev, end); };
     while (off < req.size()) {
         ssize_t n = send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
         if (n > 0) off += static_cast<size_t>(n);
