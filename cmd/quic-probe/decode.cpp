@@ -919,8 +919,8 @@ std::size_t pair_hash(const edge::net::Endpoint& a, const edge::net::Endpoint& b
 // per shard. A shard is fed by one thread at a time, not a fixed one: batches wait in the
 // shard's queue and whichever thread is free takes the oldest batch of a shard nobody is
 // feeding. The reading thread is one of them (it feeds instead of waiting when work is
-// queued), so n shards need n - 1 more threads, not n: on 2 cores a third thread only
-// took turns with the others. The reader must be mapped (frames stay valid).
+// queued), so one thread per core in all (on 2 cores a third thread only took turns with
+// the others), whatever n. The reader must be mapped (frames stay valid).
 edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::unique_ptr<q::ConnectionTracker>>& trackers,
                                    std::uint64_t& not_udp, std::uint64_t& fragments, std::int64_t& t_first) {
     edge::pcap::require_link(r);
@@ -996,7 +996,7 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
         if (q::derive_initial_key_material(q::kVersion1, {}, a, b) == q::Error::ok) (void)k.init(a);
     }
     std::vector<std::thread> threads;
-    for (std::size_t w = 1; w < n; ++w) threads.emplace_back(worker);
+    for (std::size_t w = 1; w < std::min<std::size_t>(n, edge::pcap::scan_threads(4)); ++w) threads.emplace_back(worker);
     std::vector<std::vector<ShardItem>> batches(n);
     std::vector<std::size_t> batch_bytes(n);
     std::size_t in_window = 0;
@@ -1139,11 +1139,14 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
     std::int64_t t_first = q::kNoTime;
     edge::pcap::ScanStats st;
     bool done = false;
-    // Big mapped captures: one tracker per core, each fed the datagrams of its own
-    // address pairs, then checked for connection IDs that cross shards (migration,
-    // rebinding); if any, the capture is decoded again on one thread.
-    const unsigned shards = !o.packets && reader->mapped() && reader->size() >= (16u << 20)
-                                ? edge::pcap::scan_threads(4) : 1;
+    // Big mapped captures on several cores: trackers (shards) each fed the datagrams of
+    // their own address pairs, then checked for connection IDs that cross shards
+    // (migration, rebinding); if any, the capture is decoded again on one thread. One
+    // shard more than threads: a thread that finishes a batch then mostly finds one of a
+    // shard nobody is feeding (with as many, the second core idled ~25% of the scan,
+    // waiting for the shard the reading thread was feeding; --fields 6-7% faster).
+    const unsigned cores = edge::pcap::scan_threads(4);
+    const unsigned shards = !o.packets && reader->mapped() && reader->size() >= (16u << 20) && cores >= 2 ? cores + 1 : 1;
     if (shards >= 2) {
         for (unsigned i = 0; i < shards; ++i) {
             trackers.push_back(std::make_unique<q::ConnectionTracker>(topts));
