@@ -87,29 +87,20 @@ public:
         return true;
     }
     // Length-prefixed vectors as used by TLS (1- or 2- or 3-byte length).
-    bool vec8(Bytes& out) noexcept {
-        const std::size_t save = pos_;
-        std::uint8_t n = 0;
-        if (u8(n) && bytes(n, out)) return true;
-        pos_ = save;
-        return false;
-    }
-    bool vec16(Bytes& out) noexcept {
-        const std::size_t save = pos_;
-        std::uint16_t n = 0;
-        if (u16(n) && bytes(n, out)) return true;
-        pos_ = save;
-        return false;
-    }
-    bool vec24(Bytes& out) noexcept {
-        const std::size_t save = pos_;
-        std::uint32_t n = 0;
-        if (u24(n) && bytes(n, out)) return true;
-        pos_ = save;
-        return false;
-    }
+    bool vec8(Bytes& out) noexcept { return vec<std::uint8_t>(&Reader::u8, out); }
+    bool vec16(Bytes& out) noexcept { return vec<std::uint16_t>(&Reader::u16, out); }
+    bool vec24(Bytes& out) noexcept { return vec<std::uint32_t>(&Reader::u24, out); }
 
 private:
+    // A length read by `len`, then that many bytes; nothing consumed when either is short.
+    template <typename N>
+    bool vec(bool (Reader::*len)(N&) noexcept, Bytes& out) noexcept {
+        const std::size_t save = pos_;
+        N n = 0;
+        if ((this->*len)(n) && bytes(n, out)) return true;
+        pos_ = save;
+        return false;
+    }
     Bytes data_;
     std::size_t pos_ = 0;
 };
