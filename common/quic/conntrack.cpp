@@ -274,7 +274,7 @@ Connection* ConnectionTracker::find_tuple(const net::Endpoint& src, const net::E
 Connection* ConnectionTracker::find_cid(Bytes cid) const {
     if (cid.empty()) return nullptr;
     const std::uint32_t* i = by_cid_.find(cid);
-    if (!i && shard_log_ && cid.size() <= 255) ShardLog::add(shard_log_->missed, cid);
+    if (!i && shard_log_ && cid.size() <= 255) shard_log_->missed.add(cid);
     return i ? conns_[*i].get() : nullptr;
 }
 
@@ -320,7 +320,7 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
         while (bits < 8 * shards[t]->by_cid_.size()) bits *= 2;
         auto& f = filters[t];
         f.assign(bits / 64, 0);
-        Log::each(shards[t]->shard_log()->indexed, [&](Bytes cid) {
+        shards[t]->shard_log()->indexed.each([&](Bytes cid) {
             const std::uint64_t h = fhash(cid) & (bits - 1);
             f[h / 64] |= std::uint64_t{1} << (h % 64);
         });
@@ -339,10 +339,10 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
         const Log& log = *shards[s]->shard_log();
         bool ok = true;
         // One CID indexed by two shards; a CID lookup that missed here but another shard has.
-        Log::each(log.indexed, [&](Bytes cid) { ok = ok && !others_have(s, cid); });
-        Log::each(log.missed, [&](Bytes cid) { ok = ok && !others_have(s, cid); });
+        log.indexed.each([&](Bytes cid) { ok = ok && !others_have(s, cid); });
+        log.missed.each([&](Bytes cid) { ok = ok && !others_have(s, cid); });
         // A short header here that starts with a CID another shard indexed.
-        Log::each(log.probes, [&](Bytes probe) {
+        log.probes.each([&](Bytes probe) {
             for (std::size_t t = 0; t < shards.size() && ok; ++t) {
                 if (t == s) continue;
                 for (std::size_t len : shards[t]->cid_lengths_)
@@ -363,7 +363,7 @@ void ConnectionTracker::index_cid(Connection& c, Bytes cid) {
     if (cid.empty()) return;  // zero-length CIDs route by address only
     if (shard_log_) {
         if (cid.size() > ByteKeyIndex::kMaxKey) shard_log_->overflow = true;
-        else ShardLog::add(shard_log_->indexed, cid);
+        else shard_log_->indexed.add(cid);
     }
     by_cid_.set(cid, static_cast<std::uint32_t>(c.id - 1));
     if (std::find(cid_lengths_.begin(), cid_lengths_.end(), cid.size()) == cid_lengths_.end())
@@ -488,7 +488,7 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
     } else {
         c = by_tuple;
         if (!c && shard_log_)
-            ShardLog::add(shard_log_->probes, payload.subspan(1, std::min<std::size_t>(payload.size() - 1, kMaxCidLenV1)));
+            shard_log_->probes.add(payload.subspan(1, std::min<std::size_t>(payload.size() - 1, kMaxCidLenV1)));
         if (!c)
             for (std::size_t len : cid_lengths_)
                 if (payload.size() > len)

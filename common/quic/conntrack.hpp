@@ -561,11 +561,6 @@ public:
         Arena arena;  // the lists' blocks (declared first: it outlives them)
         List indexed{arena}, missed{arena}, probes{arena};
         bool overflow = false;  // a CID too long to check: no proof possible
-        static void add(List& list, Bytes b) { list.add(b); }
-        template <typename F>
-        static void each(const List& list, F&& f) {
-            list.each(std::forward<F>(f));
-        }
     };
     void enable_shard_log() { shard_log_ = std::make_unique<ShardLog>(); }
     const ShardLog* shard_log() const noexcept { return shard_log_.get(); }

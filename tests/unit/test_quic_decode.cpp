@@ -520,20 +520,20 @@ TEST_CASE("ShardLog lists: entries of 0-255 bytes across many blocks come back i
     while (bytes < (std::size_t{300} << 10)) {  // several 64 KiB blocks, some ends left unused
         std::vector<std::uint8_t> e(rng() % 4 == 0 ? 255 : rng() % 21);
         for (auto& b : e) b = static_cast<std::uint8_t>(rng());
-        ConnectionTracker::ShardLog::add(log.missed, e);
+        log.missed.add(e);
         want.push_back(std::move(e));
         bytes += 1 + want.back().size();
     }
     std::size_t i = 0;
     bool same = true;
-    ConnectionTracker::ShardLog::each(log.missed, [&](Bytes b) {
+    log.missed.each([&](Bytes b) {
         same = same && i < want.size() && std::equal(b.begin(), b.end(), want[i].begin(), want[i].end());
         ++i;
     });
     CHECK(same);
     CHECK(i == want.size());
     std::size_t none = 0;
-    ConnectionTracker::ShardLog::each(log.indexed, [&](Bytes) { ++none; });
+    log.indexed.each([&](Bytes) { ++none; });
     CHECK(none == 0);
 }
 
