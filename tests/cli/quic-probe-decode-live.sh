@@ -147,4 +147,27 @@ fi
 [ "$(jq -c 'select(.type=="quic_packet" and .decrypted == false and .packet_type != "Retry" and .packet_type != "VersionNegotiation" and .packet_type != "UnknownLong")' "$OUT" | wc -l)" = 0 ] ||
     fail "every protected packet decrypted"
 
+# The benchmark's capture is made this way (tests/bench/quic-probe-decode): copies of a
+# recorded connection, each with its own client address, CIDs, SNI and Initial keys.
+case_ "replicated: copies of the recorded plain connection decode like it, each with its own CIDs and SNI"
+REP=$TBIN/quic-probe-replicate-pcap
+[ -x "$REP" ] || fail "$REP missing (build target quic-probe-replicate-pcap)"
+"$REP" "$T/x.pcap" "$T/keys.txt" "$T/copies.pcap" --count 40 2>"$T/rep.err" || fail "replicate: $(cat "$T/rep.err")"
+run $Q decode --pcap "$T/copies.pcap" -j --keylog "$T/keys.txt"
+expect_rc 0
+[ "$(flows | wc -l)" = 40 ] || fail "40 connections, got $(flows | wc -l)"
+[ "$(flows | jq -r '.original_dcid' | sort -u | wc -l)" = 40 ] || fail "40 distinct original DCIDs"
+[ "$(flows | jq -r '.sni' | sort -u | wc -l)" = 40 ] || fail "40 distinct server names"
+[ "$(flows | jq -r '[.dport, .decrypt_failed, .undecryptable, (.handshake_decrypted > 0), (.onertt_decrypted > 0), .alpn_selected] | @tsv' | sort -u)" = \
+    "$(printf '443\t0\t0\ttrue\ttrue\th3')" ] || fail "every copy decrypted whole with the recorded key log"
+# The same packets in every copy as in the original (the first flow of the live capture).
+want=$(jq -r 'select(.type=="flow") | [.client_packets, .server_packets, (.dcids | length), (.client_cids | length), (.server_cids | length)] | @tsv' "$T/decode.jsonl" | head -1)
+[ "$(flows | jq -r '[.client_packets, .server_packets, (.dcids | length), (.client_cids | length), (.server_cids | length)] | @tsv' | sort -u)" = "$want" ] ||
+    fail "copies differ from the recorded connection ($want)"
+# No CID is shared between copies (a shared one would link them into one connection).
+[ "$(flows | jq -r '(.dcids + .scids + .client_cids + .server_cids) | unique | .[]' | sort | uniq -d | wc -l)" = 0 ] || fail "a CID appears in two copies"
+run "$REP" "$T/x.pcap" /dev/null "$T/none.pcap" --count 2
+expect_rc 1
+expect_err "no secrets"
+
 finish
