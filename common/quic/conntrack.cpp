@@ -116,8 +116,23 @@ std::uint64_t ByteKeyIndex::hash(Bytes key) const noexcept {
         h ^= h >> 31;
     }
     if (i < key.size()) {
-        std::uint64_t w = 0;
-        std::memcpy(&w, key.data() + i, key.size() - i);
+        // The tail in a register, from loads that may overlap bytes already hashed: a
+        // copy of its exact length went through the stack, and the 8-byte load of it
+        // then waited for the byte stores (a CID's hash stalled there half its time).
+        const std::uint8_t* p = key.data();
+        const std::size_t n = key.size();
+        std::uint64_t w;
+        if (n >= 8) {
+            std::memcpy(&w, p + n - 8, 8);
+            w >>= 8 * (8 - (n - i));  // the last n - i bytes, as a zero-extended copy gives them
+        } else if (n >= 4) {
+            std::uint32_t a, b;
+            std::memcpy(&a, p, 4);
+            std::memcpy(&b, p + n - 4, 4);
+            w = a | std::uint64_t{b} << 32;
+        } else {
+            w = p[0] | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
+        }
         h = (h ^ w) * 0x94d049bb133111ebULL;
         h ^= h >> 29;
     }
@@ -147,8 +162,8 @@ void ByteKeyIndex::place(std::uint64_t h, std::uint32_t ref) noexcept {
     slots_[i] = ((h >> 32) << 32) | (std::uint64_t{ref} + 1);
 }
 
-void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
-    if (key.size() > kMaxKey) return;
+std::uint32_t ByteKeyIndex::set(Bytes key, std::uint32_t value) {
+    if (key.size() > kMaxKey) return 0;
     const std::uint64_t h = hash(key);
     const std::uint64_t tag = h >> 32;
     const std::size_t mask = nslots_ - 1;
@@ -159,7 +174,7 @@ void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
         std::uint8_t* e = entry(static_cast<std::uint32_t>(s) - 1u);
         if (e[4] == key.size() && (key.empty() || std::memcmp(e + 5, key.data(), key.size()) == 0)) {
             std::memcpy(e, &value, sizeof value);
-            return;
+            return static_cast<std::uint32_t>(s);
         }
     }
     const std::size_t need = entry_size(key.size());
@@ -173,7 +188,7 @@ void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
         }
     }
     if (chunks_.empty() || kChunk - chunk_used_.back() < need) {
-        if (chunks_.size() >= kMaxChunks) return;  // entry names are 32-bit
+        if (chunks_.size() >= kMaxChunks) return 0;  // entry names are 32-bit
         chunks_.reserve(chunks_.size() + 1);
         chunk_used_.reserve(chunks_.size() + 1);
         chunks_.push_back(static_cast<std::uint8_t*>(arena_.allocate(kChunk, 8)));
@@ -186,8 +201,18 @@ void ByteKeyIndex::set(Bytes key, std::uint32_t value) {
     e[4] = static_cast<std::uint8_t>(key.size());
     if (!key.empty()) std::memcpy(e + 5, key.data(), key.size());
     chunk_used_.back() = static_cast<std::uint32_t>(off + need);
-    place(h, static_cast<std::uint32_t>(c << kUnitBits | off >> 3));
+    const auto ref = static_cast<std::uint32_t>(c << kUnitBits | off >> 3);
+    place(h, ref);
     used_++;
+    return ref + 1;
+}
+
+bool ByteKeyIndex::holds(std::uint32_t ref, Bytes key, std::uint32_t value) const noexcept {
+    if (ref == 0) return false;
+    const std::uint8_t* e = entry(ref - 1);
+    std::uint32_t v;
+    std::memcpy(&v, e, sizeof v);
+    return v == value && e[4] == key.size() && (key.empty() || std::memcmp(e + 5, key.data(), key.size()) == 0);
 }
 
 void ByteKeyIndex::reserve(std::size_t n) {
@@ -359,15 +384,16 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
     return std::all_of(ok.begin(), ok.end(), [](char x) { return x != 0; });
 }
 
-void ConnectionTracker::index_cid(Connection& c, Bytes cid) {
-    if (cid.empty()) return;  // zero-length CIDs route by address only
+std::uint32_t ConnectionTracker::index_cid(Connection& c, Bytes cid) {
+    if (cid.empty()) return 0;  // zero-length CIDs route by address only
     if (shard_log_) {
         if (cid.size() > ByteKeyIndex::kMaxKey) shard_log_->overflow = true;
         else shard_log_->indexed.add(cid);
     }
-    by_cid_.set(cid, static_cast<std::uint32_t>(c.id - 1));
+    const std::uint32_t ref = by_cid_.set(cid, static_cast<std::uint32_t>(c.id - 1));
     if (std::find(cid_lengths_.begin(), cid_lengths_.end(), cid.size()) == cid_lengths_.end())
         cid_lengths_.push_back(cid.size());
+    return ref;
 }
 
 void ConnectionTracker::index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b) {
@@ -376,7 +402,13 @@ void ConnectionTracker::index_tuple(Connection& c, const net::Endpoint& a, const
 
 template <typename List>
 void ConnectionTracker::add_cid(Connection& c, List& list, Bytes cid, bool index) {
-    if (index) index_cid(c, cid);
+    if (index) {
+        // Every long header indexes its SCID again (the CID goes to the connection that
+        // used it last). Nearly always it is the one this side indexed last, still this
+        // connection's: its entry says so without a lookup, and it is in the shard log.
+        std::uint32_t& last = static_cast<const void*>(&list) == &c.client_cids ? c.client_cid_ref_ : c.server_cid_ref_;
+        if (!by_cid_.holds(last, cid, static_cast<std::uint32_t>(c.id - 1))) last = index_cid(c, cid);
+    }
     if (contains(list, cid)) return;
     list.emplace_back(cid.begin(), cid.end());
 }
@@ -657,8 +689,8 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
         // The SCID of a long header is a CID its sender issued.
         if (h.type != PacketType::retry) {
             add_cid(c, cs ? c.client_cids : c.server_cids, h.scid, true);
-            int& len = cs ? c.client_cid_len_ : c.server_cid_len_;
-            if (len < 0) len = static_cast<int>(h.scid.size());
+            std::int16_t& len = cs ? c.client_cid_len_ : c.server_cid_len_;
+            if (len < 0) len = static_cast<std::int16_t>(h.scid.size());
         }
     } else if (!h.long_header && !h.dcid.empty()) {
         add_cid(c, c.dcids, h.dcid, false);

@@ -387,7 +387,9 @@ struct Connection {
     using InitialSet = ConnectionInitialSet;
     bool has_initial_dcid_ = false;
     bool any_initial_pn_[2] = {};  // [Dir]; the other spaces' in detail
-    int client_cid_len_ = -1, server_cid_len_ = -1;  // the CID length each side issued; -1: not known yet
+    std::int16_t client_cid_len_ = -1, server_cid_len_ = -1;  // the CID length each side issued; -1: not known yet
+    // The index entry of the CID each side's long headers indexed last (see add_cid).
+    std::uint32_t client_cid_ref_ = 0, server_cid_ref_ = 0;
     std::uint64_t largest_initial_pn_[2] = {};
     std::unique_ptr<ConnectionDetail, ConnectionDetailDestroy> detail_;  // in the tracker's arena
     // What Initial keys derive from (has_initial_dcid_): the Retry's SCID after a Retry.
@@ -460,7 +462,11 @@ public:
     void prefetch(Bytes key) const noexcept {
         if (key.size() <= kMaxKey) __builtin_prefetch(&slots_[hash(key) & (nslots_ - 1)]);
     }
-    void set(Bytes key, std::uint32_t value);  // keys longer than kMaxKey are ignored
+    // Returns the entry's reference for holds(), or 0 when the key was not indexed (longer
+    // than kMaxKey, or the index is full).
+    std::uint32_t set(Bytes key, std::uint32_t value);
+    // True if entry `ref` (from set(); entries never move) still maps `key` to `value`.
+    bool holds(std::uint32_t ref, Bytes key, std::uint32_t value) const noexcept;
     // Room for n keys without growing (growing rehashes everything).
     void reserve(std::size_t n);
     std::size_t size() const noexcept { return used_; }
@@ -575,7 +581,7 @@ private:
     Connection* find_tuple(const net::Endpoint& src, const net::Endpoint& dst) const;
     Connection* find_cid(Bytes cid) const;
     Connection* create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst, const PacketHeader& h0);
-    void index_cid(Connection& c, Bytes cid);
+    std::uint32_t index_cid(Connection& c, Bytes cid);  // by_cid_'s entry reference
     void index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b);
     template <typename List>
     void add_cid(Connection& c, List& list, Bytes cid, bool index);
