@@ -360,29 +360,31 @@ const char* to_string(ParseStatus s) noexcept {
     return "?";
 }
 
-Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOptions& opts) {
-    Packet p;
+namespace {
+// parse_packet's body, filling a Packet the caller owns: a function returning `fail(p, ...)`
+// (a reference) copies the ~200-byte Packet on every return instead of building it in place.
+void parse_into(Packet& p, std::span<const uint8_t> data, LinkType link, const ParseOptions& opts) {
     Bytes d = data;
     std::size_t off = 0;
     uint16_t type = 0;
     switch (link) {
     case LinkType::ethernet:
-        if (d.size() < 14) return fail(p, ParseStatus::truncated, "Ethernet header truncated");
+        if (d.size() < 14) return (void)fail(p, ParseStatus::truncated, "Ethernet header truncated");
         type = be16(d, 12);
         off = 14;
         break;
     case LinkType::linux_sll:
-        if (d.size() < 16) return fail(p, ParseStatus::truncated, "Linux SLL header truncated");
+        if (d.size() < 16) return (void)fail(p, ParseStatus::truncated, "Linux SLL header truncated");
         type = be16(d, 14);
         off = 16;
         break;
     case LinkType::linux_sll2:
-        if (d.size() < 20) return fail(p, ParseStatus::truncated, "Linux SLL2 header truncated");
+        if (d.size() < 20) return (void)fail(p, ParseStatus::truncated, "Linux SLL2 header truncated");
         type = be16(d, 0);
         off = 20;
         break;
     case LinkType::null_loopback: {
-        if (d.size() < 4) return fail(p, ParseStatus::truncated, "loopback header truncated");
+        if (d.size() < 4) return (void)fail(p, ParseStatus::truncated, "loopback header truncated");
         // DLT_NULL stores the AF_ value in the writer's byte order, DLT_LOOP
         // big-endian; AF values are small, so whichever order gives a small
         // number is the right one.
@@ -392,22 +394,22 @@ Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOpt
         p.l2_len = 4;
         if (af == 2) type = kEthIpv4;
         else if (af == 10 || af == 24 || af == 28 || af == 30) type = kEthIpv6;  // Linux, BSDs, macOS
-        else return fail(p, ParseStatus::not_ip, "loopback family is not IP");
+        else return (void)fail(p, ParseStatus::not_ip, "loopback family is not IP");
         break;
     }
     case LinkType::raw_ip:
-        if (d.empty()) return fail(p, ParseStatus::truncated, "empty packet");
+        if (d.empty()) return (void)fail(p, ParseStatus::truncated, "empty packet");
         if (d[0] >> 4 == 4) type = kEthIpv4;
         else if (d[0] >> 4 == 6) type = kEthIpv6;
-        else return fail(p, ParseStatus::malformed, "IP version is neither 4 nor 6");
+        else return (void)fail(p, ParseStatus::malformed, "IP version is neither 4 nor 6");
         break;
     default:
-        return fail(p, ParseStatus::unsupported_link, "unsupported link type");
+        return (void)fail(p, ParseStatus::unsupported_link, "unsupported link type");
     }
     if (link == LinkType::ethernet || link == LinkType::linux_sll || link == LinkType::linux_sll2) {
         while (type == kEthVlan || type == kEthQinq || type == kEthQinqOld) {
-            if (p.vlan_count == Packet::kMaxVlans) return fail(p, ParseStatus::malformed, "too many VLAN tags");
-            if (d.size() < off + 4) return fail(p, ParseStatus::truncated, "VLAN tag truncated");
+            if (p.vlan_count == Packet::kMaxVlans) return (void)fail(p, ParseStatus::malformed, "too many VLAN tags");
+            if (d.size() < off + 4) return (void)fail(p, ParseStatus::truncated, "VLAN tag truncated");
             p.vlan_ids[p.vlan_count++] = be16(d, off) & 0x0fff;
             type = be16(d, off + 2);
             off += 4;
@@ -417,7 +419,7 @@ Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOpt
     p.ethertype = type;
     if (type == kEthIpv4) parse_ipv4(p, d, off, opts.checksums);
     else if (type == kEthIpv6) parse_ipv6(p, d, off, opts.checksums);
-    else return fail(p, ParseStatus::not_ip, "not IPv4 or IPv6");
+    else return (void)fail(p, ParseStatus::not_ip, "not IPv4 or IPv6");
 
     if (p.ip_version != 0) {
         // Filled from the header bytes directly (not through IpAddr): this is the
@@ -432,6 +434,13 @@ Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOpt
         k.proto = p.proto;
         k.family = v4 ? EDGE_FAMILY_V4 : EDGE_FAMILY_V6;
     }
+}
+
+}  // namespace
+
+Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOptions& opts) {
+    Packet p;
+    parse_into(p, data, link, opts);
     return p;
 }
 
