@@ -307,9 +307,9 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
     using Log = ConnectionTracker::ShardLog;
     for (const auto* t : shards)
         if (!t->shard_log() || t->shard_log()->overflow) return false;
-    // A shard's CID index holds exactly the CIDs its log says it indexed (none longer
-    // than kMaxKey: those set overflow), so each shard's log is checked against the
-    // other shards' indexes, read-only, one thread per shard.
+    // A shard's CID index holds exactly the CIDs it indexed (none longer than kMaxKey:
+    // those set overflow), so each shard's keys and log are checked against the other
+    // shards' indexes, read-only, one thread per shard.
     // Lookups in another shard's index are cache misses, and nearly all of them miss: a bit
     // per hash of each shard's CIDs (8 bits per CID, ~150 KB for 150 k CIDs: stays in cache)
     // skips most of them.
@@ -345,7 +345,7 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
         while (bits < 8 * shards[t]->by_cid_.size()) bits *= 2;
         auto& f = filters[t];
         f.assign(bits / 64, 0);
-        shards[t]->shard_log()->indexed.each([&](Bytes cid) {
+        shards[t]->by_cid_.each([&](Bytes cid) {
             const std::uint64_t h = fhash(cid) & (bits - 1);
             f[h / 64] |= std::uint64_t{1} << (h % 64);
         });
@@ -364,7 +364,7 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
         const Log& log = *shards[s]->shard_log();
         bool ok = true;
         // One CID indexed by two shards; a CID lookup that missed here but another shard has.
-        log.indexed.each([&](Bytes cid) { ok = ok && !others_have(s, cid); });
+        shards[s]->by_cid_.each([&](Bytes cid) { ok = ok && !others_have(s, cid); });
         log.missed.each([&](Bytes cid) { ok = ok && !others_have(s, cid); });
         // A short header here that starts with a CID another shard indexed.
         log.probes.each([&](Bytes probe) {
@@ -386,10 +386,7 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
 
 std::uint32_t ConnectionTracker::index_cid(Connection& c, Bytes cid) {
     if (cid.empty()) return 0;  // zero-length CIDs route by address only
-    if (shard_log_) {
-        if (cid.size() > ByteKeyIndex::kMaxKey) shard_log_->overflow = true;
-        else shard_log_->indexed.add(cid);
-    }
+    if (shard_log_ && cid.size() > ByteKeyIndex::kMaxKey) shard_log_->overflow = true;
     const std::uint32_t ref = by_cid_.set(cid, static_cast<std::uint32_t>(c.id - 1));
     if (std::find(cid_lengths_.begin(), cid_lengths_.end(), cid.size()) == cid_lengths_.end())
         cid_lengths_.push_back(cid.size());

@@ -470,6 +470,22 @@ public:
     // Room for n keys without growing (growing rehashes everything).
     void reserve(std::size_t n);
     std::size_t size() const noexcept { return used_; }
+    // f(key) for every key, in the order they were first set.
+    template <typename F>
+    void each(F&& f) const {
+        for (std::size_t c = 0; c < chunks_.size(); ++c) {
+            const std::uint8_t* p = chunks_[c];
+            for (std::size_t off = 0; off < chunk_used_[c];) {
+                const std::uint8_t len = p[off + 4];
+                if (len & kGap) {
+                    off += std::size_t{len & 0x7fu} * 8;
+                    continue;
+                }
+                f(Bytes(p + off + 5, len));
+                off += entry_size(len);
+            }
+        }
+    }
     static constexpr std::size_t kMaxKey = 40;
 
 private:
@@ -528,9 +544,10 @@ public:
     // unless a connection ID links address pairs of different shards (migration, NAT
     // rebinding, a CID reused elsewhere). With the log on, a tracker records what a
     // caller needs to rule that out afterwards (see cross_shard_free()):
-    //   indexed: every CID it indexed;  missed: every long-header CID lookup that found
-    //   nothing;  probes: the bytes after a short header's first byte (up to 20) for
-    //   every short-header packet looked up by CID.
+    //   missed: every long-header CID lookup that found nothing;  probes: the bytes after
+    //   a short header's first byte (up to 20) for every short-header packet looked up by
+    //   CID;  overflow: a CID too long for the index. (The CIDs it indexed are its CID
+    //   index's keys.)
     struct ShardLog {
         // A run of entries: one length byte, then that many bytes, in blocks that are never
         // moved: a vector grown by doubling copied each log again and again into fresh
@@ -565,7 +582,7 @@ public:
             std::size_t used_ = kBlock;                                   // in the last block
         };
         Arena arena;  // the lists' blocks (declared first: it outlives them)
-        List indexed{arena}, missed{arena}, probes{arena};
+        List missed{arena}, probes{arena};
         bool overflow = false;  // a CID too long to check: no proof possible
     };
     void enable_shard_log() { shard_log_ = std::make_unique<ShardLog>(); }
