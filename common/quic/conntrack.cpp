@@ -469,7 +469,16 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
     };
     if (payload.empty()) return reject();
     Datagram* const dg = &dg_;
-    if (split_datagram(payload, 0, *dg) != Error::ok) return reject();
+    // A short header on a known address pair: parsed with the DCID length the receiver
+    // issued right away (else once without a DCID, then again in the loop below).
+    std::size_t short_len = 0;
+    if (by_tuple && !(payload[0] & 0x80)) {
+        const int len = src == by_tuple->client   ? by_tuple->server_cid_len_
+                        : src == by_tuple->server ? by_tuple->client_cid_len_
+                                                  : -1;
+        if (len > 0 && payload.size() >= 1 + static_cast<std::size_t>(len)) short_len = static_cast<std::size_t>(len);
+    }
+    if (split_datagram(payload, short_len, *dg) != Error::ok) return reject();
     const PacketHeader& h0 = dg->packets.front();
 
     // Is this QUIC at all?
@@ -577,7 +586,7 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
         if (!hp->long_header) {
             // Short headers carry no DCID length: it is the length the receiver issued.
             const int len = d == Dir::to_server ? c->server_cid_len_ : c->client_cid_len_;
-            if (len > 0)
+            if (len > 0 && hp->dcid.size() != static_cast<std::size_t>(len))
                 if (auto re = parse_packet_header(hp->packet, static_cast<std::size_t>(len))) {
                     hp = &reparsed.emplace(std::move(re.value));
                 }
