@@ -296,6 +296,13 @@ Connection* ConnectionTracker::find_tuple(const net::Endpoint& src, const net::E
     return i ? conns_[*i].get() : nullptr;
 }
 
+bool ConnectionTracker::indexed_here(const Connection& c, const net::Endpoint& src, Bytes dcid) const noexcept {
+    const auto id = static_cast<std::uint32_t>(c.id - 1);
+    if (src == c.client)
+        return by_cid_.holds(c.server_cid_ref_, dcid, id) || by_cid_.holds(c.original_dcid_ref_, dcid, id);
+    return by_cid_.holds(c.client_cid_ref_, dcid, id);
+}
+
 Connection* ConnectionTracker::find_cid(Bytes cid) const {
     if (cid.empty()) return nullptr;
     const std::uint32_t* i = by_cid_.find(cid);
@@ -505,7 +512,7 @@ FeedResult ConnectionTracker::feed(std::int64_t ts, const net::Endpoint& src, co
     // Which connection? Connection IDs first (they survive address changes), then addresses.
     Connection* c = nullptr;
     if (h0.long_header) {
-        c = find_cid(h0.dcid);
+        c = by_tuple && indexed_here(*by_tuple, src, h0.dcid) ? by_tuple : find_cid(h0.dcid);
         if (!c && h0.type == PacketType::version_negotiation) c = find_cid(h0.scid);
         if (c && c != by_tuple) {
             const bool same_path = (src == c->client && dst == c->server) || (src == c->server && dst == c->client);
@@ -715,7 +722,7 @@ void ConnectionTracker::process(Connection& c, Dir d, std::int64_t ts, const Pac
                 if (!c.has_initial_dcid_) {
                     c.has_initial_dcid_ = true;
                     c.original_dcid.assign(h.dcid.begin(), h.dcid.end());  // and so initial_dcid()
-                    index_cid(c, h.dcid);
+                    c.original_dcid_ref_ = index_cid(c, h.dcid);
                 }
             } else {
                 set_time(c.t_server_initial, ts);

@@ -388,8 +388,9 @@ struct Connection {
     bool has_initial_dcid_ = false;
     bool any_initial_pn_[2] = {};  // [Dir]; the other spaces' in detail
     std::int16_t client_cid_len_ = -1, server_cid_len_ = -1;  // the CID length each side issued; -1: not known yet
-    // The index entry of the CID each side's long headers indexed last (see add_cid).
-    std::uint32_t client_cid_ref_ = 0, server_cid_ref_ = 0;
+    // The index entries of the CID each side's long headers indexed last (see add_cid)
+    // and of the original DCID: a long header to one of them needs no index lookup.
+    std::uint32_t client_cid_ref_ = 0, server_cid_ref_ = 0, original_dcid_ref_ = 0;
     std::uint64_t largest_initial_pn_[2] = {};
     std::unique_ptr<ConnectionDetail, ConnectionDetailDestroy> detail_;  // in the tracker's arena
     // What Initial keys derive from (has_initial_dcid_): the Retry's SCID after a Retry.
@@ -599,6 +600,9 @@ private:
     Connection* find_cid(Bytes cid) const;
     Connection* create(std::int64_t ts, const net::Endpoint& src, const net::Endpoint& dst, const PacketHeader& h0);
     std::uint32_t index_cid(Connection& c, Bytes cid);  // by_cid_'s entry reference
+    // True if the CID index maps `dcid` to c through an entry c keeps (what find_cid would
+    // return, without the lookup's cache misses). src: the packet's sender.
+    bool indexed_here(const Connection& c, const net::Endpoint& src, Bytes dcid) const noexcept;
     void index_tuple(Connection& c, const net::Endpoint& a, const net::Endpoint& b);
     template <typename List>
     void add_cid(Connection& c, List& list, Bytes cid, bool index);
