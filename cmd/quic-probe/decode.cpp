@@ -1040,11 +1040,6 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
     edge::pcap::Frame fr;
     std::uint64_t seq = 0;
     while (r.next(fr)) {
-        // The capture is read in order, but the hardware prefetcher stops at page
-        // boundaries: ask for the records a few KB ahead (their headers are what this
-        // loop reads; a prefetch never faults, past the end it is a no-op).
-        __builtin_prefetch(fr.data.data() + 4096);
-        __builtin_prefetch(fr.data.data() + 4096 + 64);
         st.frames++;
         st.bytes += fr.wire_len;
         progress.tick([&] { return r.position(); });

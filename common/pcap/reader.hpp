@@ -59,6 +59,7 @@ private:
     const uint8_t* map_ = nullptr;
     uint64_t map_off_ = 0;
     uint64_t released_ = 0;  // bytes at the start of the map already given back
+    uint64_t prefetched_ = 0;  // the map is asked for, a cache line at a time, up to here
     bool swapped_ = false;
     bool nanos_ = false;
     bool has_filter_ = false;
