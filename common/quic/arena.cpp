@@ -96,7 +96,7 @@ void* map_block(std::size_t size, bool huge) {
 
 ZeroedPages::ZeroedPages(std::size_t bytes) {
     if (bytes == 0) return;
-    const bool huge = bytes >= Arena::kHugePage;
+    const bool huge = bytes >= kHugeFrom;
     const std::size_t round = huge ? Arena::kHugePage : 4096;
     size_ = (bytes + round - 1) & ~(round - 1);
     base_ = map_block(size_, huge);

@@ -51,11 +51,14 @@ private:
 };
 
 // Zero-filled memory straight from the kernel (a fresh anonymous mapping: nothing to
-// clear), 2 MiB-aligned and advised for transparent huge pages when it is 2 MiB or more.
-// For big randomly probed tables: with 4 KiB pages nearly every probe of a table of a few
-// MB also misses the TLB.
+// clear), 2 MiB-aligned and advised for transparent huge pages when it is kHugeFrom or
+// more: for big randomly probed tables, where with 4 KiB pages nearly every probe also
+// misses the TLB. Smaller tables (within the TLB's reach) stay on 4 KiB pages: on VMs
+// that hand freed memory back to the host (virtio-balloon free page reporting) a fresh
+// huge page sometimes costs 10-20 ms to fault in, the 512 small pages ~1 ms.
 class ZeroedPages {
 public:
+    static constexpr std::size_t kHugeFrom = std::size_t{32} << 20;
     ZeroedPages() = default;
     explicit ZeroedPages(std::size_t bytes);  // throws std::bad_alloc
     ~ZeroedPages();

@@ -497,7 +497,7 @@ TEST_CASE("Arena: aligned, disjoint, writable memory of any size; ZeroedPages: z
     Arena b(std::move(a));
     CHECK(a.blocks() == 0);
     CHECK(b.mapped_bytes() >= 3 * (std::size_t{3} << 20));
-    for (std::size_t bytes : {std::size_t{1}, std::size_t{5000}, std::size_t{3} << 20}) {
+    for (std::size_t bytes : {std::size_t{1}, std::size_t{5000}, std::size_t{3} << 20, ZeroedPages::kHugeFrom + 1}) {
         ZeroedPages z(bytes);
         REQUIRE(z.size() >= bytes);
         const auto* p = static_cast<const std::uint8_t*>(z.data());
