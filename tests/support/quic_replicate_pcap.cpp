@@ -110,9 +110,9 @@ struct Raw {
 };
 
 std::vector<Raw> read_udp(const std::string& path) {
-    pcap::Reader reader(path);
+    edge::pcap::Reader reader(path);
     std::vector<Raw> raws;
-    pcap::scan(reader, [&](const net::Packet& p, const pcap::Frame& fr) {
+    edge::pcap::scan(reader, [&](const net::Packet& p, const edge::pcap::Frame& fr) {
         if (p.proto != net::kProtoUdp || !p.has_l4 || p.fragment) return;
         auto pl = fr.data.subspan(p.payload_off, p.payload_len);
         raws.push_back({{p.src, p.sport}, {p.dst, p.dport}, fr.ts_us, Buf(pl.begin(), pl.end())});
@@ -336,7 +336,7 @@ int main(int argc, char** argv) {
         return c;
     };
 
-    pcap::Writer w(out, 1 /* DLT_EN10MB */);
+    edge::pcap::Writer w(out, 1 /* DLT_EN10MB */);
     auto write = [&](Copy& c, const Recorded& dg) {
         Buf udp;
         for (const Packet& p : dg.packets) {
