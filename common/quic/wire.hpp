@@ -87,19 +87,22 @@ public:
         return true;
     }
     // Length-prefixed vectors as used by TLS (1- or 2- or 3-byte length).
-    bool vec8(Bytes& out) noexcept { return vec<std::uint8_t>(&Reader::u8, out); }
-    bool vec16(Bytes& out) noexcept { return vec<std::uint16_t>(&Reader::u16, out); }
-    bool vec24(Bytes& out) noexcept { return vec<std::uint32_t>(&Reader::u24, out); }
+    bool vec8(Bytes& out) noexcept { return vec(1, out); }
+    bool vec16(Bytes& out) noexcept { return vec(2, out); }
+    bool vec24(Bytes& out) noexcept { return vec(3, out); }
 
 private:
-    // A length read by `len`, then that many bytes; nothing consumed when either is short.
-    template <typename N>
-    bool vec(bool (Reader::*len)(N&) noexcept, Bytes& out) noexcept {
-        const std::size_t save = pos_;
-        N n = 0;
-        if ((this->*len)(n) && bytes(n, out)) return true;
-        pos_ = save;
-        return false;
+    // A `width`-byte big-endian length, then that many bytes; nothing consumed when either
+    // is short. (Not through a pointer to u8/u16/u24: taking their address kept every
+    // parser's calls to them out of line.)
+    bool vec(std::size_t width, Bytes& out) noexcept {
+        if (remaining() < width) return false;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < width; ++i) n = n << 8 | data_[pos_ + i];
+        if (remaining() - width < n) return false;
+        out = data_.subspan(pos_ + width, n);
+        pos_ += width + n;
+        return true;
     }
     Bytes data_;
     std::size_t pos_ = 0;
