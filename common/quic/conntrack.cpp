@@ -37,6 +37,41 @@ struct TupleKey {
     Bytes bytes() const noexcept { return Bytes(b, n); }
 };
 
+// A word at a time with fixed-size loads (the last 8 bytes overlap the words before; the
+// length goes in with the seed): keys are CIDs and address pairs of 0-40 bytes, hashed for
+// every lookup, so no byte loop and no copy through the stack (its 8-byte load waited for
+// the byte stores: a CID's hash once stalled there half its time).
+std::uint64_t key_hash(Bytes key, std::uint64_t seed) noexcept {
+    const std::uint8_t* p = key.data();
+    const std::size_t n = key.size();
+    auto u64 = [](const std::uint8_t* q) {
+        std::uint64_t w;
+        std::memcpy(&w, q, 8);
+        return w;
+    };
+    auto u32 = [](const std::uint8_t* q) {
+        std::uint32_t w;
+        std::memcpy(&w, q, 4);
+        return std::uint64_t{w};
+    };
+    std::uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), tail = 0;
+    if (n >= 8) {
+        for (std::size_t i = 0; i + 8 < n; i += 8) {
+            h = (h ^ u64(p + i)) * 0xbf58476d1ce4e5b9ULL;
+            h ^= h >> 31;
+        }
+        tail = u64(p + n - 8);
+    } else if (n >= 4) {
+        tail = u32(p) | u32(p + n - 4) << 32;
+    } else if (n > 0) {
+        tail = p[0] | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
+    }
+    h = (h ^ tail) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+    h *= 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 32);
+}
+
 bool contains(std::span<const Cid> list, Bytes cid) {
     return std::any_of(list.begin(), list.end(),
                        [&](const Cid& c) { return std::equal(c.begin(), c.end(), cid.begin(), cid.end()); });
@@ -93,52 +128,10 @@ void ByteKeyIndex::resize(std::size_t slots) {
     slots_mem_ = std::move(mem);
     slots_ = static_cast<std::uint64_t*>(slots_mem_.data());
     nslots_ = slots;
-    for (std::size_t c = 0; c < chunks_.size(); ++c) {
-        for (std::size_t off = 0; off < chunk_used_[c];) {
-            const std::uint8_t len = chunks_[c][off + 4];
-            if (len & kGap) {
-                off += static_cast<std::size_t>(len & ~kGap) * 8;
-                continue;
-            }
-            place(hash(Bytes(chunks_[c] + off + 5, len)), static_cast<std::uint32_t>(c << kUnitBits | off >> 3));
-            off += entry_size(len);
-        }
-    }
+    walk([&](std::uint32_t ref, Bytes key) { place(hash(key), ref); });
 }
 
-std::uint64_t ByteKeyIndex::hash(Bytes key) const noexcept {
-    std::uint64_t h = seed_ ^ (key.size() * 0x9e3779b97f4a7c15ULL);
-    std::size_t i = 0;
-    for (; i + 8 <= key.size(); i += 8) {
-        std::uint64_t w;
-        std::memcpy(&w, key.data() + i, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-    }
-    if (i < key.size()) {
-        // The tail in a register, from loads that may overlap bytes already hashed: a
-        // copy of its exact length went through the stack, and the 8-byte load of it
-        // then waited for the byte stores (a CID's hash stalled there half its time).
-        const std::uint8_t* p = key.data();
-        const std::size_t n = key.size();
-        std::uint64_t w;
-        if (n >= 8) {
-            std::memcpy(&w, p + n - 8, 8);
-            w >>= 8 * (8 - (n - i));  // the last n - i bytes, as a zero-extended copy gives them
-        } else if (n >= 4) {
-            std::uint32_t a, b;
-            std::memcpy(&a, p, 4);
-            std::memcpy(&b, p + n - 4, 4);
-            w = a | std::uint64_t{b} << 32;
-        } else {
-            w = p[0] | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
-        }
-        h = (h ^ w) * 0x94d049bb133111ebULL;
-        h ^= h >> 29;
-    }
-    h *= 0xff51afd7ed558ccdULL;
-    return h ^ (h >> 32);
-}
+std::uint64_t ByteKeyIndex::hash(Bytes key) const noexcept { return key_hash(key, seed_); }
 
 const std::uint32_t* ByteKeyIndex::find(Bytes key) const noexcept {
     if (key.size() > kMaxKey) return nullptr;
@@ -320,32 +313,8 @@ bool cross_shard_free(const std::vector<const ConnectionTracker*>& shards) {
     // Lookups in another shard's index are cache misses, and nearly all of them miss: a bit
     // per hash of each shard's CIDs (8 bits per CID, ~150 KB for 150 k CIDs: stays in cache)
     // skips most of them.
-    // A word at a time with fixed-size loads (the last 8 bytes overlap the words before;
-    // the length goes in first), not a byte at a time: this runs for every logged CID.
-    auto fhash = [](Bytes b) {
-        const std::uint8_t* p = b.data();
-        const std::size_t n = b.size();
-        auto load = [](const std::uint8_t* q, std::size_t k) {
-            std::uint64_t w = 0;
-            std::memcpy(&w, q, k);
-            return w;
-        };
-        std::uint64_t h = 0xcbf29ce484222325ULL ^ n, tail = 0;
-        if (n >= 8) {
-            for (std::size_t i = 0; i + 8 < n; i += 8) {
-                h = (h ^ load(p + i, 8)) * 0x100000001b3ULL;
-                h ^= h >> 29;
-            }
-            tail = load(p + n - 8, 8);
-        } else if (n >= 4) {
-            tail = load(p, 4) | load(p + n - 4, 4) << 32;
-        } else if (n > 0) {
-            tail = std::uint64_t{p[0]} | std::uint64_t{p[n / 2]} << 8 | std::uint64_t{p[n - 1]} << 16;
-        }
-        h = (h ^ tail) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 31;
-        return h * 0x94d049bb133111ebULL;
-    };
+    // The same hash in every shard (each index hashes with a seed of its own).
+    auto fhash = [](Bytes b) { return key_hash(b, 0xcbf29ce484222325ULL); };
     std::vector<std::vector<std::uint64_t>> filters(shards.size());
     for (std::size_t t = 0; t < shards.size(); ++t) {
         std::size_t bits = 1024;

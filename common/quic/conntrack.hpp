@@ -474,18 +474,7 @@ public:
     // f(key) for every key, in the order they were first set.
     template <typename F>
     void each(F&& f) const {
-        for (std::size_t c = 0; c < chunks_.size(); ++c) {
-            const std::uint8_t* p = chunks_[c];
-            for (std::size_t off = 0; off < chunk_used_[c];) {
-                const std::uint8_t len = p[off + 4];
-                if (len & kGap) {
-                    off += std::size_t{len & 0x7fu} * 8;
-                    continue;
-                }
-                f(Bytes(p + off + 5, len));
-                off += entry_size(len);
-            }
-        }
+        walk([&](std::uint32_t, Bytes key) { f(key); });
     }
     static constexpr std::size_t kMaxKey = 40;
 
@@ -502,6 +491,22 @@ private:
         return chunks_[ref >> kUnitBits] + (std::size_t{ref & ((std::uint32_t{1} << kUnitBits) - 1)} << 3);
     }
     std::uint64_t hash(Bytes key) const noexcept;
+    // f(entry name, key) for every entry in order, stepping over the gaps.
+    template <typename F>
+    void walk(F&& f) const {
+        for (std::size_t c = 0; c < chunks_.size(); ++c) {
+            const std::uint8_t* p = chunks_[c];
+            for (std::size_t off = 0; off < chunk_used_[c];) {
+                const std::uint8_t len = p[off + 4];
+                if (len & kGap) {
+                    off += std::size_t{len & 0x7fu} * 8;
+                    continue;
+                }
+                f(static_cast<std::uint32_t>(c << kUnitBits | off >> 3), Bytes(p + off + 5, len));
+                off += entry_size(len);
+            }
+        }
+    }
     void place(std::uint64_t h, std::uint32_t ref) noexcept;
     void resize(std::size_t slots);
     // 0: empty; else (hash >> 32) << 32 | (entry name + 1).
