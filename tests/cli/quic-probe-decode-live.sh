@@ -173,5 +173,19 @@ flows | jq -r "$shape" | sort -u >"$T/copy-shapes"
 run "$REP" "$T/x.pcap" /dev/null "$T/none.pcap" --count 2
 expect_rc 1
 expect_err "no secrets"
+# Inputs and outputs it cannot use: a message and exit 2, not an abort.
+run "$REP" "$T/missing.pcap" "$T/keys.txt" "$T/none.pcap"
+expect_rc 2
+expect_err "cannot open capture"
+head -c 64 /dev/urandom >"$T/garbage.pcap"
+run "$REP" "$T/garbage.pcap" "$T/keys.txt" "$T/none.pcap"
+expect_rc 2
+expect_err "not a pcap"
+run "$REP" "$T/x.pcap" "$T/missing-keys.txt" "$T/none.pcap"
+expect_rc 2
+expect_err "cannot read key log"
+run "$REP" "$T/x.pcap" "$T/keys.txt" "$T/no/such/dir/out.pcap"
+expect_rc 2
+expect_err "cannot write capture"
 
 finish

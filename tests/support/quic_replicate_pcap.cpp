@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <random>
 #include <set>
@@ -45,9 +46,10 @@ using Buf = std::vector<std::uint8_t>;
 
 namespace {
 
-[[noreturn]] void die(const std::string& m) {
+// rc 2: an input or output that cannot be read or written; 1: nothing to copy in it.
+[[noreturn]] void die(const std::string& m, int rc = 1) {
     std::fprintf(stderr, "quic-probe-replicate-pcap: %s\n", m.c_str());
-    std::exit(1);
+    std::exit(rc);
 }
 
 // Where a recorded CID (index into Recording::cids) or the server name sits in a buffer.
@@ -235,7 +237,7 @@ Recording open_connection(const std::vector<Raw>& raws, std::size_t first, const
 
 std::vector<Recording> read_recordings(const std::string& path, const std::string& keylog_path) {
     std::ifstream kf(keylog_path);
-    if (!kf) die("cannot read key log " + keylog_path);
+    if (!kf) die("cannot read key log " + keylog_path, 2);
     std::stringstream ks;
     ks << kf.rdbuf();
     KeyLog keylog;
@@ -298,7 +300,12 @@ int main(int argc, char** argv) {
     app.add_option("--spacing-us", spacing, "Microseconds between the starts of two copies")->check(CLI::Range(1, 100000000));
     CLI11_PARSE(app, argc, argv);
 
-    const std::vector<Recording> recs = read_recordings(in, keylog);
+    std::vector<Recording> recs;
+    try {
+        recs = read_recordings(in, keylog);
+    } catch (const std::exception& e) {  // the capture cannot be opened or read
+        die(e.what(), 2);
+    }
     for (const Recording& rec : recs) {
         const std::size_t digits = rec.sni.empty() ? 0 : rec.sni.size() - 1;
         std::uint64_t room = 1;
@@ -336,7 +343,13 @@ int main(int argc, char** argv) {
         return c;
     };
 
-    edge::pcap::Writer w(out, 1 /* DLT_EN10MB */);
+    std::optional<edge::pcap::Writer> writer;
+    try {
+        writer.emplace(out, 1 /* DLT_EN10MB */);
+    } catch (const std::exception& e) {
+        die(e.what(), 2);
+    }
+    edge::pcap::Writer& w = *writer;
     auto write = [&](Copy& c, const Recorded& dg) {
         Buf udp;
         for (const Packet& p : dg.packets) {
