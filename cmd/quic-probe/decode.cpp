@@ -1044,29 +1044,37 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
         st.bytes += fr.wire_len;
         progress.tick([&] { return r.position(); });
         if (++in_window >= window) push_all();  // counts every frame: the reader releases by position
-        edge::net::Packet p = edge::net::parse_packet(fr.data, link, {false});
-        switch (p.status) {
-            case edge::net::ParseStatus::ok: st.ip++; break;
-            case edge::net::ParseStatus::not_ip: st.non_ip++; continue;
-            case edge::net::ParseStatus::truncated: st.truncated++; continue;
-            default: st.malformed++; continue;
+        edge::net::PlainUdp u;
+        if (!edge::net::parse_plain_udp4(fr.data, link, u)) {
+            const edge::net::Packet p = edge::net::parse_packet(fr.data, link, {false});
+            switch (p.status) {
+                case edge::net::ParseStatus::ok: break;
+                case edge::net::ParseStatus::not_ip: st.non_ip++; continue;
+                case edge::net::ParseStatus::truncated: st.truncated++; continue;
+                default: st.malformed++; continue;
+            }
+            if (p.proto != edge::net::kProtoUdp || !p.has_l4 || p.fragment) {
+                st.ip++;
+                (p.fragment ? fragments : not_udp)++;
+                continue;
+            }
+            u.src = p.src;
+            u.dst = p.dst;
+            u.sport = p.sport;
+            u.dport = p.dport;
+            u.udp_len = p.udp_len;
+            u.payload_off = p.payload_off;
+            u.payload_len = p.payload_len;
         }
-        if (p.proto != edge::net::kProtoUdp || !p.has_l4) {
-            (p.fragment ? fragments : not_udp)++;
-            continue;
-        }
-        if (p.fragment) {
-            fragments++;
-            continue;
-        }
+        st.ip++;
         if (t_first == q::kNoTime) t_first = fr.ts_us;
         ShardItem it;
         it.fr = fr;
-        it.src = {p.src, p.sport};
-        it.dst = {p.dst, p.dport};
-        it.off = static_cast<std::uint32_t>(p.payload_off);
-        it.len = static_cast<std::uint32_t>(p.payload_len);
-        it.udp_bytes = p.udp_len >= 8 ? p.udp_len - 8u : p.payload_len;
+        it.src = {u.src, u.sport};
+        it.dst = {u.dst, u.dport};
+        it.off = static_cast<std::uint32_t>(u.payload_off);
+        it.len = static_cast<std::uint32_t>(u.payload_len);
+        it.udp_bytes = u.udp_len >= 8 ? u.udp_len - 8u : u.payload_len;
         it.seq = seq++;
         const std::size_t w = pair_hash(it.src, it.dst) % n;
         batches[w].push_back(it);

@@ -9,12 +9,6 @@
 
 namespace edge::net {
 
-IpAddr IpAddr::v4(std::array<uint8_t, 4> wire) {
-    IpAddr a;
-    std::copy(wire.begin(), wire.end(), a.raw_.begin());
-    return a;
-}
-
 IpAddr IpAddr::v4(uint32_t host_order) {
     return v4(std::array<uint8_t, 4>{uint8_t(host_order >> 24), uint8_t(host_order >> 16),
                                      uint8_t(host_order >> 8), uint8_t(host_order)});

@@ -22,7 +22,14 @@ class IpAddr {
 public:
     IpAddr() = default;  // 0.0.0.0
 
-    static IpAddr v4(std::array<uint8_t, 4> wire);
+    static IpAddr v4(std::array<uint8_t, 4> wire) {  // inline: every parsed IPv4 packet makes two
+        IpAddr a;
+        a.raw_[0] = wire[0];
+        a.raw_[1] = wire[1];
+        a.raw_[2] = wire[2];
+        a.raw_[3] = wire[3];
+        return a;
+    }
     static IpAddr v4(uint32_t host_order);
     static IpAddr v6(std::array<uint8_t, 16> wire);
     // 4 bytes -> v4, 16 bytes -> v6, anything else -> nullopt.

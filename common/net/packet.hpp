@@ -104,4 +104,47 @@ struct ParseOptions {
 
 Packet parse_packet(std::span<const uint8_t> data, LinkType link, const ParseOptions& opts = {});
 
+// The usual frame of a UDP capture, read without building a Packet (~200 bytes to clear
+// and fill per frame): IPv4 without options, not a fragment, captured whole, carrying
+// UDP, on Ethernet without VLAN tags, Linux SLL/SLL2 or raw IP. True with what
+// parse_packet (checksums off) would give for it; false for any other frame, which
+// parse_packet then reads.
+struct PlainUdp {
+    IpAddr src, dst;
+    uint16_t sport = 0, dport = 0;
+    uint16_t udp_len = 0;  // the UDP header's length field
+    std::size_t payload_off = 0, payload_len = 0;
+};
+inline bool parse_plain_udp4(std::span<const uint8_t> d, LinkType link, PlainUdp& u) {
+    std::size_t off;
+    std::size_t type_at;
+    switch (link) {
+    case LinkType::ethernet: off = 14, type_at = 12; break;
+    case LinkType::linux_sll: off = 16, type_at = 14; break;
+    case LinkType::linux_sll2: off = 20, type_at = 0; break;
+    case LinkType::raw_ip: off = 0, type_at = 0; break;
+    default: return false;
+    }
+    const std::size_t n = d.size();
+    if (n < off + 28) return false;
+    const uint8_t* p = d.data();
+    auto be16 = [](const uint8_t* b) { return static_cast<uint16_t>(b[0] << 8 | b[1]); };
+    if (link != LinkType::raw_ip && be16(p + type_at) != 0x0800) return false;
+    const uint8_t* ip = p + off;
+    const std::size_t total = be16(ip + 2);
+    // Version 4, no options; UDP; no more fragments and offset 0; all of it captured.
+    if (ip[0] != 0x45 || ip[9] != 17 || (be16(ip + 6) & 0x3fff) != 0 || total < 28 || off + total > n) return false;
+    const uint8_t* udp = ip + 20;
+    const std::size_t ulen = be16(udp + 4);
+    if (ulen < 8 || 20 + ulen > total) return false;  // parse_packet calls these malformed
+    u.src = IpAddr::v4({ip[12], ip[13], ip[14], ip[15]});
+    u.dst = IpAddr::v4({ip[16], ip[17], ip[18], ip[19]});
+    u.sport = be16(udp);
+    u.dport = be16(udp + 2);
+    u.udp_len = static_cast<uint16_t>(ulen);
+    u.payload_off = off + 28;
+    u.payload_len = ulen - 8;
+    return true;
+}
+
 }  // namespace edge::net

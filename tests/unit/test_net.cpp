@@ -749,3 +749,99 @@ TEST_CASE("random and mutated bytes never crash") {
     }
     CHECK(ok > 0);
 }
+
+// parse_plain_udp4 is a shortcut for parse_packet: where it says yes, parse_packet must
+// say the same (ok, UDP, whole, not a fragment, same addresses, ports and payload).
+namespace {
+void check_plain_agrees(std::span<const uint8_t> f, LinkType link, std::size_t& yes) {
+    PlainUdp u;
+    if (!parse_plain_udp4(f, link, u)) return;
+    yes++;
+    const Packet p = parse_packet(f, link, {false});
+    REQUIRE(p.ok());
+    CHECK(p.ip_version == 4);
+    CHECK(p.proto == kProtoUdp);
+    CHECK(p.has_l4);
+    CHECK_FALSE(p.fragment);
+    CHECK(u.src == p.src);
+    CHECK(u.dst == p.dst);
+    CHECK(u.sport == p.sport);
+    CHECK(u.dport == p.dport);
+    CHECK(u.udp_len == p.udp_len);
+    CHECK(u.payload_off == p.payload_off);
+    CHECK(u.payload_len == p.payload_len);
+}
+}  // namespace
+
+TEST_CASE("parse_plain_udp4: the usual UDP frame, or no") {
+    const auto ip4 = PacketBuilder().ipv4(ip("10.0.0.1"), ip("10.0.0.2")).udp(443, 51000).payload("quic").build();
+    std::vector<std::pair<std::vector<uint8_t>, LinkType>> plain = {
+        {PacketBuilder().eth(kMacA, kMacB).ipv4(ip("10.0.0.1"), ip("10.0.0.2")).udp(443, 51000).payload("quic").build(),
+         LinkType::ethernet},
+        {ip4, LinkType::raw_ip},
+    };
+    std::vector<uint8_t> sll(16, 0), sll2(20, 0);
+    sll[14] = 0x08;
+    sll.insert(sll.end(), ip4.begin(), ip4.end());
+    sll2[0] = 0x08;
+    sll2.insert(sll2.end(), ip4.begin(), ip4.end());
+    plain.emplace_back(sll, LinkType::linux_sll);
+    plain.emplace_back(sll2, LinkType::linux_sll2);
+    auto padded = plain[0].first;  // Ethernet padding after the datagram is not payload
+    padded.insert(padded.end(), 8, 0);
+    plain.emplace_back(padded, LinkType::ethernet);
+    for (const auto& [f, link] : plain) {
+        PlainUdp u;
+        REQUIRE(parse_plain_udp4(f, link, u));
+        CHECK(u.sport == 443);
+        CHECK(u.dport == 51000);
+        CHECK(u.payload_len == 4);
+        CHECK(std::memcmp(f.data() + u.payload_off, "quic", 4) == 0);
+        std::size_t yes = 0;
+        check_plain_agrees(f, link, yes);
+        CHECK(yes == 1);
+    }
+    // Everything else is parse_packet's: VLAN tags, IPv4 options, fragments, IPv6, TCP,
+    // loopback framing, a capture cut short, a UDP length past the IP length.
+    PlainUdp u;
+    CHECK_FALSE(parse_plain_udp4(
+        PacketBuilder().eth(kMacA, kMacB).vlan(7).ipv4(ip("10.0.0.1"), ip("10.0.0.2")).udp(1, 2).payload("a").build(),
+        LinkType::ethernet, u));
+    CHECK_FALSE(parse_plain_udp4(
+        PacketBuilder().ipv4(ip("10.0.0.1"), ip("10.0.0.2")).ipv4_options({1, 1, 1, 0}).udp(1, 2).payload("a").build(),
+        LinkType::raw_ip, u));
+    CHECK_FALSE(parse_plain_udp4(
+        PacketBuilder().ipv4(ip("10.0.0.1"), ip("10.0.0.2")).fragment(0, true).udp(1, 2).payload("abcdefgh").build(),
+        LinkType::raw_ip, u));
+    CHECK_FALSE(parse_plain_udp4(PacketBuilder().ipv6(ip("::1"), ip("::2")).udp(3, 4).build(), LinkType::raw_ip, u));
+    CHECK_FALSE(parse_plain_udp4(PacketBuilder().ipv4(ip("10.0.0.1"), ip("10.0.0.2")).tcp(1, 2).build(), LinkType::raw_ip, u));
+    std::vector<uint8_t> loop{2, 0, 0, 0};
+    loop.insert(loop.end(), ip4.begin(), ip4.end());
+    CHECK_FALSE(parse_plain_udp4(loop, LinkType::null_loopback, u));
+    CHECK(parse_packet(loop, LinkType::null_loopback).ok());
+    auto cut = ip4;
+    cut.pop_back();
+    CHECK_FALSE(parse_plain_udp4(cut, LinkType::raw_ip, u));
+    auto long_udp = ip4;
+    long_udp[20 + 5] += 1;  // UDP length one past the IP datagram
+    CHECK_FALSE(parse_plain_udp4(long_udp, LinkType::raw_ip, u));
+    CHECK(parse_packet(long_udp, LinkType::raw_ip).status == ParseStatus::malformed);
+
+    // Every cut, every mutation and random bytes: where it says yes, parse_packet agrees.
+    std::mt19937_64 rng(7);
+    std::size_t yes = 0;
+    for (const auto& [f, link] : plain)
+        for (std::size_t n = 0; n <= f.size(); ++n) {
+            std::vector<uint8_t> c(f.begin(), f.begin() + std::ptrdiff_t(n));  // exact size: ASan sees over-reads
+            check_plain_agrees(c, link, yes);
+        }
+    for (int i = 0; i < 100000; ++i) {
+        auto [f, link] = plain[std::size_t(i) % plain.size()];
+        for (int m = 0; m < 1 + i % 3; ++m) f[rng() % f.size()] = uint8_t(rng());
+        check_plain_agrees(f, link, yes);
+        std::vector<uint8_t> junk(rng() % 80);
+        for (auto& b : junk) b = uint8_t(rng());
+        check_plain_agrees(junk, LinkType::raw_ip, yes);
+    }
+    CHECK(yes > 10000);  // mutations that keep a plain frame are checked, not skipped
+}
