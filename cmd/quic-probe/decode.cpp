@@ -1203,8 +1203,12 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
     // Every connection in order of its first datagram (shards interleave), numbered again.
     std::vector<q::Connection*> conns;
     q::TrackerStats ts;
+    std::size_t total = 0;
+    for (const auto& t : trackers) total += t->connections().size();
+    conns.reserve(total);
     for (const auto& t : trackers) {
-        for (const auto& c : t->connections()) conns.push_back(c.get());
+        if (trackers.size() == 1)
+            for (const auto& c : t->connections()) conns.push_back(c.get());
         const auto& s = t->stats();
         ts.datagrams += s.datagrams;
         ts.quic_datagrams += s.quic_datagrams;
@@ -1213,39 +1217,28 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         ts.not_quic += s.not_quic;
         ts.garbage += s.garbage;
         ts.trailing_bytes += s.trailing_bytes;
+        ts.client_hellos += s.client_hellos;
+        ts.decrypt_failed += s.decrypt_failed;
+        ts.no_keys += s.no_keys;
     }
     if (trackers.size() > 1) {
-        // Each shard made its connections in capture order: merge the runs (keys copied
-        // out once, instead of a sort reading every Connection log n times).
-        std::vector<std::pair<std::uint64_t, q::Connection*>> keyed;
-        keyed.reserve(conns.size());
-        // (The connections are cold after the scan: each is asked for well before its turn.)
-        for (std::size_t i = 0; i < conns.size(); ++i) {
-            if (i + 16 < conns.size()) __builtin_prefetch(conns[i + 16]);
-            keyed.emplace_back(conns[i]->first_seq, conns[i]);
+        // Each shard made its connections in capture order: merged by their sequence
+        // numbers, read from the shards' arrays (not from the connections: cold by now).
+        std::vector<std::size_t> at(trackers.size(), 0);
+        conns.clear();
+        while (conns.size() < total) {
+            std::size_t best = trackers.size();
+            std::uint64_t best_seq = 0;
+            for (std::size_t t = 0; t < trackers.size(); ++t) {
+                const auto& seqs = trackers[t]->first_seqs();
+                if (at[t] < seqs.size() && (best == trackers.size() || seqs[at[t]] < best_seq)) {
+                    best = t;
+                    best_seq = seqs[at[t]];
+                }
+            }
+            conns.push_back(trackers[best]->connections()[at[best]++].get());
         }
-        std::size_t done_to = 0;
-        for (const auto& t : trackers) {
-            const std::size_t end = done_to + t->connections().size();
-            std::inplace_merge(keyed.begin(), keyed.begin() + static_cast<std::ptrdiff_t>(done_to),
-                               keyed.begin() + static_cast<std::ptrdiff_t>(end),
-                               [](const auto& a, const auto& b) { return a.first < b.first; });
-            done_to = end;
-        }
-        for (std::size_t i = 0; i < conns.size(); ++i) conns[i] = keyed[i].second;
     }
-    // One pass over every connection for the summary's counts (and, after merging shards,
-    // the numbers in the new order), each prefetched well before its turn.
-    std::uint64_t with_hello = 0, decrypt_failed = 0, no_keys = 0;
-    for (std::size_t i = 0; i < conns.size(); ++i) {
-        if (i + 16 < conns.size()) __builtin_prefetch(conns[i + 16], 1);
-        q::Connection& c = *conns[i];
-        c.id = i + 1;
-        with_hello += c.has_client_hello;
-        decrypt_failed += c.decrypt_failed;
-        no_keys += c.no_keys;
-    }
-
     if (o.packets && !out.json() && !conns.empty()) out.line("");
     // All records are ready at once here: written in large blocks (per-record flushes,
     // what out.emit does for streaming, would only add system calls), built by several
@@ -1263,8 +1256,9 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
                 bufs[t].clear();
                 const std::size_t to = std::min(end, base + (t + 1) * per);
                 for (std::size_t i = base + t * per; i < to; ++i) {
-                    if (i + 16 < to) __builtin_prefetch(conns[i + 16]);
+                    if (i + 16 < to) __builtin_prefetch(conns[i + 16], 1);
                     if (i + 8 < to) __builtin_prefetch(conns[i + 8]->sni.data());
+                    conns[i]->id = i + 1;  // numbered in output order (shards merged)
                     one(*conns[i], bufs[t]);
                 }
             };
@@ -1285,8 +1279,9 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         write_all(2500, [](const q::Connection& c, std::string& buf) { connection_json(c, buf); });
     }
     if (fields.empty() && !out.json())
-        for (const auto& c : conns) {
-            out.emit(connection_record(*c));
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            conns[i]->id = i + 1;
+            out.emit(connection_record(*conns[i]));
             out.line("");
         }
     Record s("quic_decode");
@@ -1296,19 +1291,19 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
         .num("quic_packets", ts.quic_packets)
         .num("coalesced_datagrams", ts.coalesced)
         .num("connections", uint64_t{conns.size()})
-        .num("connections_with_client_hello", with_hello)
+        .num("connections_with_client_hello", ts.client_hellos)
         .num("skipped_not_udp", not_udp)
         .num("skipped_fragments", fragments)
         .num("skipped_not_quic", ts.not_quic)
         .num("skipped_garbage", ts.garbage)
-        .num("decrypt_failed", decrypt_failed)
-        .num("undecryptable", no_keys)
+        .num("decrypt_failed", ts.decrypt_failed)
+        .num("undecryptable", ts.no_keys)
         .num("skipped_non_ip", st.non_ip)
         .num("skipped_truncated", st.truncated)
         .num("skipped_malformed", st.malformed)
         .boolean("file_truncated", st.file_truncated);
     s.text(fmt::format("{} QUIC connections ({} with a ClientHello), {} QUIC packets in {} datagrams of {} frames",
-                       conns.size(), with_hello, ts.quic_packets, ts.quic_datagrams, st.frames));
+                       conns.size(), ts.client_hellos, ts.quic_packets, ts.quic_datagrams, st.frames));
     if (fields.empty()) out.emit(s);
 
     // Everything not decoded is said once on stderr.
@@ -1321,15 +1316,15 @@ int run_decode(const DecodeOptions& o, edge::out::Output& out) {
     add(ts.not_quic, "UDP datagrams not QUIC");
     add(ts.garbage, "datagrams on QUIC ports that do not parse as QUIC");
     if (!skipped.empty()) edge::out::info(fmt::format("{}: skipped {}", r.path(), join(skipped, ", ")));
-    if (decrypt_failed)
+    if (ts.decrypt_failed)
         edge::out::info(fmt::format("{}: {} QUIC packets failed to decrypt (corrupt, or keys from a lost packet)", r.path(),
-                                    decrypt_failed));
+                                    ts.decrypt_failed));
     if (!o.keylog.empty()) {
         std::uint64_t found = 0;
         for (const auto* c : conns) found += c->detail().keylog_found;
-        if (found < with_hello)
+        if (found < ts.client_hellos)
             edge::out::info(fmt::format("{}: key log {} has secrets for {} of {} connections", r.path(), o.keylog, found,
-                                        with_hello));
+                                        ts.client_hellos));
     }
     return edge::pcap::report(r, st);
 }

@@ -341,7 +341,6 @@ struct ConnectionDetailDestroy {
 
 struct Connection {
     std::size_t id = 0;  // 1-based, in order of first packet
-    std::uint64_t first_seq = 0;  // ConnectionTracker::set_sequence() when created (sharded decoding)
     net::Endpoint client, server;
     bool roles_known = false;     // a client Initial decrypted; else roles guessed from ports
     bool handshake_seen = false;  // the client's first Initial is in the capture
@@ -444,6 +443,9 @@ struct TrackerStats {
     std::uint64_t not_quic = 0;        // other ports, no QUIC look
     std::uint64_t garbage = 0;         // on a QUIC port (or a QUIC flow) but not parsable as QUIC
     std::uint64_t trailing_bytes = 0;  // datagrams with bytes after the last packet
+    std::uint64_t client_hellos = 0;   // connections with a ClientHello (has_client_hello)
+    std::uint64_t decrypt_failed = 0;  // the connections' decrypt_failed and no_keys, summed
+    std::uint64_t no_keys = 0;
 };
 
 enum class FeedResult { quic, not_quic, garbage };
@@ -542,6 +544,9 @@ public:
     void prefetch(const net::Endpoint& src, const net::Endpoint& dst, Bytes payload) const noexcept;
 
     const std::vector<ConnectionPtr>& connections() const noexcept { return conns_; }
+    // Each connection's set_sequence() when it was made, in connections() order (sharded
+    // decoding merges shards by it; kept apart from the connections, which are cold by then).
+    const std::vector<std::uint64_t>& first_seqs() const noexcept { return first_seqs_; }
     const TrackerStats& stats() const noexcept { return stats_; }
     bool is_quic_port(std::uint16_t port) const noexcept;
 
@@ -596,7 +601,7 @@ public:
     // Room for about n connections (and their usual three CIDs) without growing the
     // indexes: a hint, e.g. from the capture's size; more still fit.
     void reserve(std::size_t n);
-    // Stamped on connections created from the next feed() (Connection::first_seq).
+    // Stamped on connections created from the next feed() (first_seqs()).
     void set_sequence(std::uint64_t seq) noexcept { seq_ = seq; }
 
 private:
@@ -631,6 +636,7 @@ private:
     TrackerStats stats_;
     Arena arena_;  // the connections (declared first: they go before their memory)
     std::vector<ConnectionPtr> conns_;
+    std::vector<std::uint64_t> first_seqs_;
     ByteKeyIndex by_cid_;                   // CID bytes -> index in conns_
     ByteKeyIndex by_tuple_;                 // src+dst -> index in conns_
     std::vector<std::size_t> cid_lengths_;  // distinct non-zero CID lengths issued
