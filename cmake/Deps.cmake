@@ -4,7 +4,6 @@ find_package(fmt REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(doctest REQUIRED)
 find_package(tomlplusplus REQUIRED)
-find_package(simdjson REQUIRED)
 pkg_check_modules(PCAP REQUIRED IMPORTED_TARGET libpcap)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
 

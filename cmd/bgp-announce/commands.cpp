@@ -257,45 +257,40 @@ R parse_text(std::string_view line) {
 }
 
 namespace {
-bool str(simdjson::dom::element o, const char* k, std::string_view& out) {
+bool str(edge::json::Value o, const char* k, std::string_view& out) { return o[k].get(out); }
+std::optional<int64_t> integer(edge::json::Value o, const char* k, std::string& err) {
     auto r = o[k];
-    if (r.error()) return false;
-    return !r.get_string().get(out);
-}
-std::optional<int64_t> integer(simdjson::dom::element o, const char* k, std::string& err) {
-    auto r = o[k];
-    if (r.error()) return std::nullopt;
+    if (!r) return std::nullopt;
     int64_t v;
     double d;
-    if (!r.get_int64().get(v)) return v;
-    if (!r.get_double().get(d) && d >= 0 && d < 1e15) return static_cast<int64_t>(d);
+    if (r.get(v)) return v;
+    if (r.get(d) && d >= 0 && d < 1e15) return static_cast<int64_t>(d);
     err = fmt::format("'{}' must be a number", k);
     return std::nullopt;
 }
 // A string or an array of strings/numbers.
-std::vector<std::string> list(simdjson::dom::element o, const char* k, std::string& err) {
+std::vector<std::string> list(edge::json::Value o, const char* k, std::string& err) {
     std::vector<std::string> out;
     auto r = o[k];
-    if (r.error()) return out;
+    if (!r) return out;
     std::string_view s;
     int64_t n;
-    if (!r.get_string().get(s)) {
+    if (r.get(s)) {
         out.emplace_back(s);
         return out;
     }
-    if (!r.get_int64().get(n)) {
+    if (r.get(n)) {
         out.push_back(std::to_string(n));
         return out;
     }
-    simdjson::dom::array arr;
-    if (r.get_array().get(arr)) {
+    if (!r.is_array()) {
         err = fmt::format("'{}' must be a string or an array", k);
         return out;
     }
-    for (auto e : arr) {
-        if (!e.get_string().get(s))
+    for (auto e : r.elements()) {
+        if (e.get(s))
             out.emplace_back(s);
-        else if (!e.get_int64().get(n))
+        else if (e.get(n))
             out.push_back(std::to_string(n));
         else
             err = fmt::format("'{}' holds a value that is neither a string nor a number", k);
@@ -304,7 +299,7 @@ std::vector<std::string> list(simdjson::dom::element o, const char* k, std::stri
 }
 }  // namespace
 
-Result<Command> parse_json(simdjson::dom::element o) {
+Result<Command> parse_json(edge::json::Value o) {
     using JR = Result<Command>;
     std::string_view type;
     if (!str(o, "type", type)) return JR::fail("JSON command without a \"type\"");
@@ -320,7 +315,7 @@ Result<Command> parse_json(simdjson::dom::element o) {
         if (!p) return JR::fail(p.error());
         bool withdraw = false;
         auto w = o["withdraw"];
-        if (!w.error() && w.get_bool().get(withdraw)) return JR::fail("'withdraw' must be true or false");
+        if (w && !w.get(withdraw)) return JR::fail("'withdraw' must be true or false");
         std::string_view state;
         if (str(o, "state", state) && (state == "stop" || state == "end")) withdraw = true;
         c.kind = withdraw ? Command::Kind::withdraw : Command::Kind::announce;
@@ -349,11 +344,7 @@ Result<Command> parse_json(simdjson::dom::element o) {
             c.flows.push_back(*f);
             double rate = 0;
             auto r = o["rate_bytes_per_s"];
-            if (!r.error() && r.get_double().get(rate)) {
-                int64_t ri;
-                if (r.get_int64().get(ri)) return JR::fail("'rate_bytes_per_s' must be a number");
-                rate = static_cast<double>(ri);
-            }
+            if (r && !r.get(rate)) return JR::fail("'rate_bytes_per_s' must be a number");
             if (rate < 0) return JR::fail("'rate_bytes_per_s' must be >= 0");
             c.attrs.ext_communities.push_back(bgp::ExtCommunity::traffic_rate(0, static_cast<float>(rate)));
         } else {
@@ -390,7 +381,7 @@ Result<Command> parse_json(simdjson::dom::element o) {
     if (c.prefixes.empty() && c.flows.empty()) {
         bool all = false;
         auto a = o["all"];
-        if (!a.error() && !a.get_bool().get(all) && all && c.kind == Command::Kind::withdraw) {
+        if (a.get(all) && all && c.kind == Command::Kind::withdraw) {
             c.kind = Command::Kind::withdraw_all;
             return c;
         }
@@ -435,13 +426,12 @@ Result<Command> parse_json(simdjson::dom::element o) {
     return c;
 }
 
-R parse_line(std::string_view line, simdjson::dom::parser& parser) {
+R parse_line(std::string_view line, edge::json::Document& parser) {
     size_t i = 0;
     while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
     if (i < line.size() && line[i] == '{') {
-        simdjson::dom::element doc;
-        simdjson::padded_string ps(line);
-        if (auto e = parser.parse(ps).get(doc); e) return fail(fmt::format("bad JSON: {}", simdjson::error_message(e)));
+        if (!parser.parse(line)) return fail(fmt::format("bad JSON: {}", parser.error()));
+        const edge::json::Value doc = parser.root();
         if (!doc.is_object()) return fail("JSON command is not an object");
         auto c = parse_json(doc);
         if (!c) return fail(c.error());

@@ -7,9 +7,9 @@
 #include <string_view>
 #include <vector>
 
-#include <simdjson.h>
 
 #include "bgp/message.hpp"
+#include "json/json.hpp"
 #include "net/result.hpp"
 
 namespace bgp_announce {
@@ -44,9 +44,9 @@ struct Command {
 // One text line. Empty lines and '#' comments give a nullopt value (nothing to do).
 net::Result<std::optional<Command>> parse_text(std::string_view line);
 // One JSON object: announce/withdraw/mitigation records (see bgp-announce(8)).
-net::Result<Command> parse_json(simdjson::dom::element obj);
+net::Result<Command> parse_json(edge::json::Value obj);
 // Either, by the first non-blank character.
-net::Result<std::optional<Command>> parse_line(std::string_view line, simdjson::dom::parser& parser);
+net::Result<std::optional<Command>> parse_line(std::string_view line, edge::json::Document& parser);
 
 // Shared by config and commands.
 std::optional<uint8_t> parse_origin(std::string_view s);

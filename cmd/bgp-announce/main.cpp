@@ -9,9 +9,9 @@
 #include <cstring>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include "cli/error.hpp"
+#include "json/json.hpp"
 #include "cli/tool.hpp"
 #include "config.hpp"
 #include "decode.hpp"
@@ -46,7 +46,7 @@ int run_ctl(const std::string& socket_path, const std::vector<std::string>& word
     }
     close(fd);
     int rc = 0;
-    simdjson::dom::parser parser;
+    edge::json::Document parser;
     size_t start = 0;
     while (start < reply.size()) {
         auto nl = reply.find('\n', start);
@@ -54,19 +54,19 @@ int run_ctl(const std::string& socket_path, const std::vector<std::string>& word
         std::string_view l(reply.data() + start, nl - start);
         start = nl + 1;
         if (l.empty()) continue;
-        simdjson::dom::element doc;
-        bool is_json = !l.empty() && l[0] == '{' && !parser.parse(simdjson::padded_string(l)).get(doc);
+        bool is_json = !l.empty() && l[0] == '{' && parser.parse(l);
+        const edge::json::Value doc = parser.root();
         if (!is_json) {  // metrics text
             fmt::print("{}\n", l);
             continue;
         }
         std::string_view type;
-        if (!doc["type"].get_string().get(type) && type == "ctl_result") {
+        if (doc["type"].get(type) && type == "ctl_result") {
             bool ok = false;
-            if (doc["ok"].get_bool().get(ok)) ok = false;
+            if (!doc["ok"].get(ok)) ok = false;
             if (!ok) {
                 std::string_view e;
-                if (doc["error"].get_string().get(e)) e = "error";
+                if (!doc["error"].get(e)) e = "error";
                 if (!json) edge::usage_error("{}", e);
                 rc = 2;
             }
@@ -75,9 +75,9 @@ int run_ctl(const std::string& socket_path, const std::vector<std::string>& word
             fmt::print("{}\n", l);
         } else {
             std::string t(type);
-            for (auto [k, v] : doc.get_object()) {
+            for (auto [k, v] : doc.members()) {
                 if (k == "type") continue;
-                t += fmt::format(" {}={}", k, simdjson::minify(v));
+                t += fmt::format(" {}={}", k, v.minify());
             }
             fmt::print("{}\n", t);
         }

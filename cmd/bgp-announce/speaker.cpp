@@ -489,7 +489,7 @@ void Speaker::apply(const Command& c, std::string* reply) {
 }
 
 void Speaker::handle_line(std::string_view line, const std::string& where, std::string* reply) {
-    static simdjson::dom::parser parser;
+    static edge::json::Document parser;
     auto c = parse_line(line, parser);
     if (!c) {
         ++command_errors_;

@@ -13,7 +13,6 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include "cli/error.hpp"
 #include "config/toml.hpp"
@@ -139,30 +138,25 @@ void add_roa(RoaTable& t, const std::string& where, std::string_view asn, std::s
 }
 
 void load_roas_json(RoaTable& t, const std::string& path, const std::string& text) {
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    if (auto e = parser.parse(simdjson::padded_string(text)).get(doc)) roa_error(path, fmt::format("not valid JSON: {}", simdjson::error_message(e)));
-    simdjson::dom::array roas;
-    if (doc.is_array()) {
-        roas = doc.get_array().value_unsafe();
-    } else if (doc["roas"].get_array().get(roas)) {
-        roa_error(path, "no \"roas\" array");
-    }
+    edge::json::Document d;
+    if (!d.parse(text)) roa_error(path, fmt::format("not valid JSON: {}", d.error()));
+    edge::json::Value doc = d.root(), roas = doc.is_array() ? doc : doc["roas"];
+    if (!roas.is_array()) roa_error(path, "no \"roas\" array");
     size_t i = 0;
-    for (auto r : roas) {
+    for (edge::json::Value r : roas.elements()) {
         std::string where = fmt::format("{}: roas[{}]", path, i++);
         std::string asn;
-        if (std::string_view s; !r["asn"].get_string().get(s)) asn = s;
-        else if (uint64_t n; !r["asn"].get_uint64().get(n)) asn = std::to_string(n);
+        if (std::string_view s; r["asn"].get(s)) asn = s;
+        else if (uint64_t n; r["asn"].get(n)) asn = std::to_string(n);
         else roa_error(where, "missing \"asn\"");
         std::string_view prefix;
-        if (r["prefix"].get_string().get(prefix)) roa_error(where, "missing \"prefix\"");
+        if (!r["prefix"].get(prefix)) roa_error(where, "missing \"prefix\"");
         std::optional<int64_t> ml;
-        if (int64_t n; !r["maxLength"].get_int64().get(n)) ml = n;
-        else if (!r["max_length"].get_int64().get(n)) ml = n;
-        else if (!r["maxlen"].get_int64().get(n)) ml = n;
+        if (int64_t n; r["maxLength"].get(n)) ml = n;
+        else if (r["max_length"].get(n)) ml = n;
+        else if (r["maxlen"].get(n)) ml = n;
         std::string_view ta;
-        if (r["ta"].get_string().get(ta)) ta = "";
+        if (!r["ta"].get(ta)) ta = "";
         add_roa(t, where, asn, prefix, ml, ta);
     }
 }
@@ -464,7 +458,7 @@ int run_validate(const Options& opt, bool json) {
         }
     };
 
-    auto make_route = [&](std::string_view pfx, std::string_view path, simdjson::dom::element src, Route& r) -> bool {
+    auto make_route = [&](std::string_view pfx, std::string_view path, edge::json::Value src, Route& r) -> bool {
         auto p = route_prefix(pfx);
         if (!p) return false;
         r.prefix = *p;
@@ -475,16 +469,16 @@ int run_validate(const Options& opt, bool json) {
         r.origin.reset();
         if (!pp.ends_in_set && !pp.seq.empty()) r.origin = pp.seq.back();
         std::string_view peer;
-        r.peer = src["peer"].get_string().get(peer) ? std::string() : std::string(peer);
+        r.peer = src["peer"].get(peer) ? std::string(peer) : std::string();
         uint64_t pa = 0;
-        r.peer_as = src["peer_as"].get_uint64().get(pa) ? 0 : pa;
+        r.peer_as = src["peer_as"].get(pa) ? pa : 0;
         int64_t ts = 0;
-        r.has_ts = !src["ts_us"].get_int64().get(ts);
+        r.has_ts = src["ts_us"].get(ts);
         r.ts_us = ts;
         return true;
     };
 
-    simdjson::dom::element doc;
+    edge::json::Value doc;
     for (;;) {
         auto st = rd.next(doc);
         if (st == edge::jsonl::Reader::Status::end) break;
@@ -493,45 +487,45 @@ int run_validate(const Options& opt, bool json) {
             continue;
         }
         std::string_view type, action, prefix, path;
-        if (doc["type"].get_string().get(type)) {
+        if (!doc["type"].get(type)) {
             ++skipped;
             continue;
         }
         Route r;
         if (type == "bgp_route") {
-            if (doc["action"].get_string().get(action) || action == "withdraw" || doc["prefix"].get_string().get(prefix)) {
+            if (!doc["action"].get(action) || action == "withdraw" || !doc["prefix"].get(prefix)) {
                 ++skipped;
                 continue;
             }
-            if (doc["as_path"].get_string().get(path)) path = "";
+            if (!doc["as_path"].get(path)) path = "";
             if (!make_route(prefix, path, doc, r)) {
                 if (bad_lines++ == 0) first_bad = fmt::format("{}:{}: bad prefix or as_path", rd.name(), rd.line_number());
                 continue;
             }
             check(r);
         } else if (type == "bgp_message") {
-            simdjson::dom::array an;
-            if (doc["announced"].get_array().get(an)) {
+            const edge::json::Value an = doc["announced"];
+            if (!an.is_array()) {
                 ++skipped;
                 continue;
             }
-            if (doc["as_path"].get_string().get(path)) path = "";
-            for (auto x : an) {
+            if (!doc["as_path"].get(path)) path = "";
+            for (edge::json::Value x : an.elements()) {
                 std::string_view pf;
-                if (x.get_string().get(pf) && x["prefix"].get_string().get(pf)) continue;
+                if (!x.get(pf) && !x["prefix"].get(pf)) continue;
                 if (make_route(pf, path, doc, r)) check(r);
             }
         } else if (type == "bgp_rib") {
-            simdjson::dom::array es;
-            if (doc["prefix"].get_string().get(prefix) || doc["entries"].get_array().get(es)) {
+            const edge::json::Value es = doc["entries"];
+            if (!doc["prefix"].get(prefix) || !es.is_array()) {
                 ++skipped;
                 continue;
             }
-            for (auto e : es) {
-                if (e["as_path"].get_string().get(path)) path = "";
+            for (edge::json::Value e : es.elements()) {
+                if (!e["as_path"].get(path)) path = "";
                 if (make_route(prefix, path, e, r)) {
                     int64_t ts;
-                    if (!doc["ts_us"].get_int64().get(ts)) r.ts_us = ts, r.has_ts = true;
+                    if (doc["ts_us"].get(ts)) r.ts_us = ts, r.has_ts = true;
                     check(r);
                 }
             }

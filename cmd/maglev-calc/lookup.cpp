@@ -31,7 +31,7 @@ struct Lookup {
 
 int from_stdin(Lookup& l, const std::string& path) {
     edge::jsonl::Reader in(path);
-    simdjson::dom::element doc;
+    edge::json::Value doc;
     uint64_t bad = 0, other = 0;
     edge::jsonl::Reader::Status st;
     while ((st = in.next(doc)) != edge::jsonl::Reader::Status::end) {

@@ -24,7 +24,7 @@ Reader::~Reader() {
     if (owned_) std::fclose(f_);
 }
 
-Reader::Status Reader::next(simdjson::dom::element& doc) {
+Reader::Status Reader::next(json::Value& doc) {
     while (true) {
         line_.clear();
         int c;
@@ -46,12 +46,11 @@ Reader::Status Reader::next(simdjson::dom::element& doc) {
             error_ = fmt::format("line longer than {} bytes", max_line);
             return Status::bad_line;
         }
-        auto r = parser_.parse(line_.data(), line_.size(), true);
-        if (r.error()) {
-            error_ = fmt::format("not JSON: {}", simdjson::error_message(r.error()));
+        if (!doc_.parse(line_)) {
+            error_ = fmt::format("not JSON: {}", doc_.error());
             return Status::bad_line;
         }
-        doc = r.value_unsafe();
+        doc = doc_.root();
         if (!doc.is_object()) {
             error_ = "not a JSON object";
             return Status::bad_line;
@@ -60,18 +59,8 @@ Reader::Status Reader::next(simdjson::dom::element& doc) {
     }
 }
 
-bool get_string(simdjson::dom::element obj, const char* key, std::string_view& out) {
-    auto r = obj[key].get_string();
-    if (r.error()) return false;
-    out = r.value_unsafe();
-    return true;
-}
+bool get_string(json::Value obj, const char* key, std::string_view& out) { return obj[key].get(out); }
 
-bool get_uint(simdjson::dom::element obj, const char* key, uint64_t& out) {
-    auto r = obj[key].get_uint64();
-    if (r.error()) return false;
-    out = r.value_unsafe();
-    return true;
-}
+bool get_uint(json::Value obj, const char* key, uint64_t& out) { return obj[key].get(out); }
 
 }  // namespace edge::jsonl

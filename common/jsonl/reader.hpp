@@ -1,10 +1,10 @@
-// JSON Lines input (stdin or a file), parsed with simdjson. Bad lines are not fatal:
+// JSON Lines input (stdin or a file), parsed with json::Document. Bad lines are not fatal:
 // the caller gets the line number and why, counts it, and reports a summary.
 #pragma once
 #include <cstdio>
 #include <string>
 
-#include <simdjson.h>
+#include "json/json.hpp"
 
 namespace edge::jsonl {
 
@@ -19,7 +19,7 @@ public:
     enum class Status { record, bad_line, end };
     // On record: `doc` is a JSON object valid until the next call. On bad_line: error()
     // says why (not JSON, not an object, line too long, invalid UTF-8).
-    Status next(simdjson::dom::element& doc);
+    Status next(json::Value& doc);
     uint64_t line_number() const { return line_no_; }
     const std::string& error() const { return error_; }
     const std::string& name() const { return name_; }
@@ -33,11 +33,11 @@ private:
     std::string line_;
     std::string error_;
     uint64_t line_no_ = 0;
-    simdjson::dom::parser parser_;
+    json::Document doc_;
 };
 
 // Small typed accessors that return false instead of throwing.
-bool get_string(simdjson::dom::element obj, const char* key, std::string_view& out);
-bool get_uint(simdjson::dom::element obj, const char* key, uint64_t& out);
+bool get_string(json::Value obj, const char* key, std::string_view& out);
+bool get_uint(json::Value obj, const char* key, uint64_t& out);
 
 }  // namespace edge::jsonl

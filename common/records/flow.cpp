@@ -18,7 +18,7 @@ out::Record flow(const edge_flow_key& key) {
     return r;
 }
 
-net::Result<edge_flow_key> flow_from_json(simdjson::dom::element obj) {
+net::Result<edge_flow_key> flow_from_json(json::Value obj) {
     using R = net::Result<edge_flow_key>;
     std::string_view s;
     if (jsonl::get_string(obj, "flow", s)) {

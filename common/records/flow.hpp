@@ -3,7 +3,7 @@
 //    "proto":"tcp","flow":"198.51.100.7:5555-203.0.113.10:443/tcp", ...tool fields}
 // Readers accept either the "flow" string or the src/sport/dst/dport/proto fields.
 #pragma once
-#include <simdjson.h>
+#include "json/json.hpp"
 
 #include "edge/flow.h"
 #include "net/result.hpp"
@@ -15,6 +15,6 @@ namespace edge::records {
 out::Record flow(const edge_flow_key& key);
 
 // Reads the flow key from a JSON object; the error says which field is missing or wrong.
-net::Result<edge_flow_key> flow_from_json(simdjson::dom::element obj);
+net::Result<edge_flow_key> flow_from_json(json::Value obj);
 
 }  // namespace edge::records

@@ -7,7 +7,7 @@
 #include "commands.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    static simdjson::dom::parser parser;
+    static edge::json::Document parser;
     std::string_view s(reinterpret_cast<const char*>(data), size);
     while (!s.empty()) {
         auto nl = s.find('\n');
