@@ -3,6 +3,7 @@ find_package(PkgConfig REQUIRED)
 find_package(fmt REQUIRED)  # headers only: common/deps/fmt.cpp compiles the rest
 find_package(CLI11 CONFIG REQUIRED)
 find_package(doctest REQUIRED)
+find_package(Threads REQUIRED)  # here, so every directory (tools, tests, fuzz targets) sees Threads::Threads
 find_package(tomlplusplus REQUIRED)  # headers only: common/deps/toml.cpp compiles the rest
 pkg_check_modules(PCAP REQUIRED IMPORTED_TARGET libpcap)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
