@@ -103,6 +103,11 @@ int main(int argc, char** argv) {
     put(dir / "fuzz_text", "icmp", std::string("10.0.0.1-10.0.0.2/icmp"));
     put(dir / "fuzz_config", "a.toml",
         std::string("json = true\nsize = 65537\n[table]\nbackends = [\"a\", \"b\"]\n[[backend]]\naddr = \"10.0.0.1\"\nweight = 2\n"));
+    // Characters beyond ASCII in each kind of string, in comments and in a key (toml++ 3.3
+    // classifies them with a table that has a hole: common/CMakeLists.txt).
+    put(dir / "fuzz_config", "utf8.toml",
+        std::string("# \u00e9 \u00a1\nname = \"\u00e9 \u00fc\"\nlit = '\u00f1'\nml = \"\"\"\\\n  \u00f6\"\"\"\n"
+                    "mll = '''\n\u00e7\n'''\n\"\u043a\" = 1\nk\u00e9y = 2\n"));
     put(dir / "fuzz_jsonl", "flows.jsonl",
         std::string("{\"type\":\"flow\",\"flow\":\"198.51.100.7:5555-203.0.113.10:443/tcp\"}\n"
                     "{\"type\":\"flow\",\"src\":\"10.0.0.1\",\"sport\":1,\"dst\":\"10.0.0.2\",\"dport\":80,\"proto\":\"tcp\"}\n"));

@@ -41,3 +41,34 @@ TEST_CASE("a missing file is a usage error naming it") {
     CHECK_THROWS_WITH_AS(load("/nonexistent/x.toml"), doctest::Contains("cannot read config /nonexistent/x.toml"),
                          edge::UsageError);
 }
+
+TEST_CASE("characters beyond ASCII: kept in strings and comments, refused elsewhere") {
+    // toml++ 3.3 classifies them with a generated table that reaches __builtin_unreachable()
+    // for U+00A1..U+0499 and two other ranges (common/CMakeLists.txt): these pin down what
+    // the compiled parser does with such characters (the right thing) in every place it
+    // looks at them: strings of each kind, comments, whitespace trimming, keys, values.
+    auto doc = parse("# commentaire: é ¡ Ҙ ⵮ ﳾ\n"
+                     "a = \"é \\\" ü ¡\"\n"
+                     "b = 'ñ \" ø Ҙ'\n"
+                     "c = \"\"\"\nmulti \"ö\" \"\" ligne\n\\\n  ä\"\"\"\n"
+                     "d = '''\nlit 'ë' '' ç\n'''\n"
+                     "e = \"\"\"x\"\"\"\"\n"
+                     "\"ключ\" = 1  # 😀\n",
+                     "u.toml");
+    Table t(doc);
+    CHECK(t.str("a") == "é \" ü ¡");
+    CHECK(t.str("b") == "ñ \" ø Ҙ");
+    CHECK(t.str("c") == "multi \"ö\" \"\" ligne\nä");
+    CHECK(t.str("d") == "lit 'ë' '' ç\n");
+    CHECK(t.str("e") == "x\"");
+    CHECK(t.integer("ключ", 0, 9) == 1);
+    CHECK_THROWS_WITH_AS(parse("a = 1\nkéy = 2\n", "k.toml"), doctest::Contains("k.toml:2:2:"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(parse("a = 1 ¡\n", "k.toml"), doctest::Contains("k.toml:1:7:"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(parse("a = 1\n¡ = 2\n", "k.toml"), doctest::Contains("k.toml:2:1:"), edge::UsageError);
+    CHECK_THROWS_WITH_AS(parse("a = \"\"\"é\"\"\" ﳾ\n", "k.toml"), doctest::Contains("k.toml:1:"), edge::UsageError);
+    // What a fuzzer found reaching the table with U+00D2 and U+00E2.
+    CHECK_THROWS_AS(parse("jsjson \xc3\x92sru\ne ize = '", "f.toml"), edge::UsageError);
+    static const char found[] = "0jsjse =06z''''tttt4ttttttttttt''y\xc3\xa2\0p`\0\0t'\x06\0n";
+    static_assert(sizeof found - 1 == 46);
+    CHECK_THROWS_AS(parse(std::string(found, sizeof found - 1), "f.toml"), edge::UsageError);
+}
