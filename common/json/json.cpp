@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "out/json.hpp"
+
 namespace edge::json {
 
 namespace {
@@ -60,31 +62,6 @@ std::size_t utf8_sequence(const unsigned char* p, std::size_t avail) noexcept {
     for (std::size_t k = 2; k < n; ++k)
         if (p[k] < 0x80 || p[k] > 0xbf) return 0;
     return n;
-}
-
-void put_escaped(std::string& out, std::string_view s) {
-    static const char* hex = "0123456789abcdef";
-    out.push_back('"');
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-            if (c < 0x20) {
-                out += "\\u00";
-                out.push_back(hex[c >> 4]);
-                out.push_back(hex[c & 15]);
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
-        }
-    }
-    out.push_back('"');
 }
 
 }  // namespace
@@ -443,7 +420,7 @@ std::string Value::minify() const {
     case Type::int64: out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.i).ptr); break;
     case Type::uint64: out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.u).ptr); break;
     case Type::number: out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.d).ptr); break;
-    case Type::string: put_escaped(out, doc_->str(n)); break;
+    case Type::string: edge::out::append_json_string(out, doc_->str(n)); break;
     case Type::array: {
         out.push_back('[');
         bool first = true;
@@ -461,7 +438,7 @@ std::string Value::minify() const {
         for (auto [k, v] : members()) {
             if (!first) out.push_back(',');
             first = false;
-            put_escaped(out, k);
+            edge::out::append_json_string(out, k);
             out.push_back(':');
             out += v.minify();
         }
