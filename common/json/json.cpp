@@ -39,31 +39,6 @@ void put_utf8(std::string& out, uint32_t cp) {
     }
 }
 
-// Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0 (RFC 3629:
-// no overlong forms, no surrogates, nothing past U+10FFFF).
-std::size_t utf8_sequence(const unsigned char* p, std::size_t avail) noexcept {
-    const unsigned char c = p[0];
-    std::size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;  // the second byte's range
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (avail < n || p[1] < lo || p[1] > hi) return 0;
-    for (std::size_t k = 2; k < n; ++k)
-        if (p[k] < 0x80 || p[k] > 0xbf) return 0;
-    return n;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- parsing
@@ -178,7 +153,7 @@ bool Document::number() {
     return true;
 }
 
-bool Document::string(uint32_t& off, uint32_t& len) {
+bool Document::string() {
     ++pos_;  // the opening quote
     const std::size_t first = strings_.size();
     const std::size_t n = in_.size();
@@ -200,7 +175,7 @@ bool Document::string(uint32_t& off, uint32_t& len) {
         }
         if (c < 0x20) return fail("control character in a string");
         if (c >= 0x80) {
-            const std::size_t k = utf8_sequence(reinterpret_cast<const unsigned char*>(in_.data()) + pos_, n - pos_);
+            const std::size_t k = out::utf8_length(in_, pos_);
             if (k == 0) return fail("invalid UTF-8 in a string");
             strings_.append(in_.data() + pos_, k);
             pos_ += k;
@@ -250,8 +225,10 @@ bool Document::string(uint32_t& off, uint32_t& len) {
         }
     }
     if (strings_.size() > std::numeric_limits<uint32_t>::max()) return fail("input too large");
-    off = static_cast<uint32_t>(first);
-    len = static_cast<uint32_t>(strings_.size() - first);
+    Node& node = nodes_.emplace_back();
+    node.type = Type::string;
+    node.s = {static_cast<uint32_t>(first), static_cast<uint32_t>(strings_.size() - first)};
+    node.end = static_cast<uint32_t>(nodes_.size());
     return true;
 }
 
@@ -259,15 +236,7 @@ bool Document::value(std::size_t depth) {
     if (pos_ >= in_.size()) return fail("no JSON value");
     if (nodes_.size() >= std::numeric_limits<uint32_t>::max() - 1) return fail("input too large");
     const char c = in_[pos_];
-    if (c == '"') {
-        uint32_t off, len;
-        if (!string(off, len)) return false;
-        Node& n = nodes_.emplace_back();
-        n.type = Type::string;
-        n.s = {off, len};
-        n.end = static_cast<uint32_t>(nodes_.size());
-        return true;
-    }
+    if (c == '"') return string();
     if (c == '{' || c == '[') {
         if (depth >= max_depth) return fail("nested more than 1024 deep");
         const bool obj = c == '{';
@@ -283,12 +252,7 @@ bool Document::value(std::size_t depth) {
             while (true) {
                 if (obj) {
                     if (pos_ >= in_.size() || in_[pos_] != '"') return fail("expected a member name in quotes");
-                    uint32_t off, len;
-                    if (!string(off, len)) return false;
-                    Node& k = nodes_.emplace_back();
-                    k.type = Type::string;
-                    k.s = {off, len};
-                    k.end = static_cast<uint32_t>(nodes_.size());
+                    if (!string()) return false;  // the member's name
                     skip_ws();
                     if (pos_ >= in_.size() || in_[pos_] != ':') return fail("expected ':' after a member name");
                     ++pos_;

@@ -96,7 +96,7 @@ private:
         Node() : i(0) {}
     };
     bool value(std::size_t depth);
-    bool string(uint32_t& off, uint32_t& len);
+    bool string();  // appends a string node
     bool number();
     bool literal(std::string_view word, Type t, bool b);
     bool fail(std::string_view what);

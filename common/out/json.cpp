@@ -6,9 +6,7 @@
 
 namespace edge::out {
 
-namespace {
-// Length of a valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_len(std::string_view s, size_t i) {
+size_t utf8_length(std::string_view s, size_t i) {
     auto c = static_cast<unsigned char>(s[i]);
     size_t n;
     uint32_t cp;
@@ -28,14 +26,13 @@ size_t utf8_len(std::string_view s, size_t i) {
     if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
     return n;
 }
-}  // namespace
 
 void append_json_string(std::string& dst, std::string_view s) {
     dst.push_back('"');
     for (size_t i = 0; i < s.size();) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            size_t n = utf8_len(s, i);
+            size_t n = utf8_length(s, i);
             if (n == 0) {
                 dst.append("\xef\xbf\xbd");
                 i++;
