@@ -383,7 +383,11 @@ std::string Value::minify() const {
     case Type::boolean: out = n.b ? "true" : "false"; break;
     case Type::int64: out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.i).ptr); break;
     case Type::uint64: out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.u).ptr); break;
-    case Type::number: out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.d).ptr); break;
+    case Type::number:
+        // Negative zero keeps a fraction: "-0" reads back as the integer 0.
+        if (n.d == 0 && std::signbit(n.d)) out = "-0.0";
+        else out.assign(buf, std::to_chars(buf, buf + sizeof buf, n.d).ptr);
+        break;
     case Type::string: edge::out::append_json_string(out, doc_->str(n)); break;
     case Type::array: {
         out.push_back('[');

@@ -153,6 +153,7 @@ TEST_CASE("minify gives JSON that parses to the same values") {
         R"({ "a" : [ 1 , -2.5 , "x\u0001\"\\" , true , null , { } , [ ] ] , "b" : { "c" : 1e2 } })",
         R"("\u00e9\t")",
         R"([18446744073709551615,-9223372036854775808,0.1,1e300])",
+        R"([-0.0,-0e5,-0,0.0,-1e-400])",  // negative zero stays a double (the fuzzer found it)
     };
     for (const char* t : texts) {
         Document d = parsed(t);
@@ -163,6 +164,7 @@ TEST_CASE("minify gives JSON that parses to the same values") {
     }
     CHECK(parsed(texts[0]).root().minify() ==
           R"({"a":[1,-2.5,"x\u0001\"\\",true,null,{},[]],"b":{"c":100}})");
+    CHECK(parsed(texts[3]).root().minify() == "[-0.0,-0.0,0,0,-0.0]");
 }
 
 TEST_CASE("random bytes and mutations never crash, and what parses round-trips") {
