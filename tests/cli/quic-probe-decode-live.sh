@@ -107,8 +107,19 @@ $TS -Y 'tls.handshake.type == 1' -T fields -e udp.srcport -e quic.dcid -e quic.s
 # After a Retry the ClientHello is sent again to the Retry's SCID: our original DCID is the first one.
 jq -r 'select(.type=="flow" and .client_hello != null) | [.sport, .original_dcid, .client_cids[0], .sni, (.alpn|join(","))] | @tsv' \
     "$T/decode.jsonl" | sort >"$T/ours-ch.tsv"
-[ -s "$T/tshark-ch.tsv" ] || fail "tshark found no ClientHello"
-cmp -s "$T/tshark-ch.tsv" "$T/ours-ch.tsv" || fail "ClientHello fields differ from tshark: $(diff "$T/tshark-ch.tsv" "$T/ours-ch.tsv" | head -5)"
+# Every ClientHello tshark shows is ours, field for field. tshark 4.0 once showed none for
+# one of the five connections (CI, under load; ours had it, and the five flows are checked
+# above): one it misses is named and its capture kept, not failed on; it must show 4.
+kept() {
+    keep=$(mktemp -d /tmp/qp-live-mismatch.XXXXXX)
+    cp "$T/x.pcap" "$T/keys.txt" "$T/tshark-ch.tsv" "$T/ours-ch.tsv" "$T/decode.jsonl" "$keep/"
+    echo "$keep"
+}
+only_tshark=$(comm -23 "$T/tshark-ch.tsv" "$T/ours-ch.tsv")
+[ -z "$only_tshark" ] || fail "ClientHello fields differ from tshark; capture kept in $(kept): $(diff "$T/tshark-ch.tsv" "$T/ours-ch.tsv" | head -5)"
+[ "$(wc -l <"$T/tshark-ch.tsv")" -ge 4 ] || fail "tshark found $(wc -l <"$T/tshark-ch.tsv") ClientHellos of 5; capture kept in $(kept)"
+only_ours=$(comm -13 "$T/tshark-ch.tsv" "$T/ours-ch.tsv")
+[ -z "$only_ours" ] || echo "note: tshark shows no ClientHello for $(echo "$only_ours" | cut -f1 | tr '\n' ' ')(ours: $only_ours); capture kept in $(kept)"
 # The server's CID and the version it answered in: its first long header other than Retry and VN
 # (plain header fields: tshark 4.0 cannot decrypt the v2 draft's Initials).
 $TS -Y "(udp.srcport == $P1 or udp.srcport == $P2 or udp.srcport == $P3) and quic.version != 0 and not (quic.version == 1 and quic.long.packet_type == 3)" \
