@@ -6,7 +6,8 @@
 #   is drained: trace names the conntrack backend, which really serves the next request),
 #   IPv6 from the client to the IPv6 VIP and its trace
 #   demo: its own assertions (hit after miss, failover within interval x fall + BGP
-#   propagation, no broken connection on drain, >= 99% legitimate success under a SYN flood)
+#   propagation, no broken connection on drain, >= 99% legitimate success under a SYN flood
+#   by a binomial test)
 #   demo interrupted with SIGINT midway: nothing left (no namespace, no process, no program)
 # Root only (exit 77 otherwise; a failure under CI=true). State in a temp dir, never /run/edge-lab.
 . "$(dirname "$0")/../cli/lib.sh"
