@@ -257,6 +257,16 @@ case_ "the demo: every step's assertion holds, then down leaves nothing"
 t0=$SECONDS
 timeout 240 "$ECTL" lab demo >"$OUT" 2>"$ERR" </dev/null
 rc=$?
+# Under the sanitizers (EDGE_SLOW > 1) the flood step's client, 2-3x slower beside a flood
+# on 2 cores, now and then times a request out and measures too few (seen in CI): that
+# step alone failing there gets one more run (the uninstrumented tier gets none).
+if [ "$rc" != 0 ] && [ "${EDGE_SLOW:-1}" != 1 ] &&
+    grep -qE 'demo step [0-9]+: assertion failed: (at least 10 legitimate requests measured|legitimate success)' "$ERR"; then
+    echo "  note: the flood step failed under the sanitizers ($(grep -h 'legitimate client during' "$OUT" | sed 's/^ *//')); one more run"
+    t0=$SECONDS
+    timeout 240 "$ECTL" lab demo >"$OUT" 2>"$ERR" </dev/null
+    rc=$?
+fi
 expect_rc 0
 echo "  lab demo took $((SECONDS - t0)) s"
 expect_out 'ok: the first request is a MISS'
