@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <strings.h>
@@ -22,17 +23,17 @@ namespace {
 
 // Waits until fd is ready for `ev` or the clock passes `end` (false). A signal that
 // interrupts the wait is Ctrl-C's (Interrupted, from check_interrupt) or is waited out:
-// it is not the server failing to answer.
+// it is not the server failing to answer. The wait is sliced so that a thread that
+// blocks the signals (the demo's load clients) also sees Ctrl-C within 200 ms.
 bool wait_ready(int fd, short ev, double end) {
     for (;;) {
+        check_interrupt();
         const double left = end - now_s();
         if (left <= 0) return false;
         pollfd p{fd, ev, 0};
-        const int n = poll(&p, 1, static_cast<int>(left * 1000) + 1);
+        const int n = poll(&p, 1, static_cast<int>(std::min(left, 0.2) * 1000) + 1);
         if (n > 0) return true;
-        if (n == 0) return false;
-        if (errno != EINTR) return false;
-        check_interrupt();
+        if (n < 0 && errno != EINTR) return false;
     }
 }
 

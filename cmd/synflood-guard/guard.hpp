@@ -1,6 +1,6 @@
 // synflood-guard's control-plane core: the guard.toml model, the code that writes it
 // into the maps of bpf/synflood.bpf.c (layout in bpf/include/edge/guard.h), and the
-// adaptive flood state machine. Header-only so the BPF fixture tests
+// adaptive flood state machine (adaptive.hpp). Header-only so the BPF fixture tests
 // (tests/bpf/test_synflood.cpp) fill the maps with exactly the code the tool runs.
 #pragma once
 #include <bpf/bpf.h>
@@ -11,13 +11,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "adaptive.hpp"
 #include "bpf/maps.hpp"
 #include "bpf/prog.hpp"
 #include "cli/error.hpp"
@@ -396,51 +396,5 @@ inline std::optional<sfg_dest> get_dest(const Maps& m, const ProtectCfg& p) {
     if (bpf_map_lookup_elem(m.protect, &k, &d) != 0) return std::nullopt;
     return d;
 }
-
-// The adaptive part, one per protected entry: a window of per-second SYN rates
-// measured while calm; threshold = max(floor, factor x p95(window)).
-struct Adaptive {
-    std::deque<double> window;
-    bool flooded = false;
-    uint32_t calm = 0;  // consecutive calm intervals while flooded
-    double threshold = 0, baseline = 0, peak = 0;
-    uint64_t last_syn = 0;
-    bool primed = false;
-
-    enum class Change { none, flood_start, flood_end };
-
-    // rate: SYN/s over the last interval.
-    Change update(double rate, double floor, double factor, uint32_t window_s, uint32_t calm_s) {
-        std::vector<double> w(window.begin(), window.end());
-        baseline = 0;
-        if (!w.empty()) {
-            size_t i = std::min(w.size() - 1, static_cast<size_t>(0.95 * static_cast<double>(w.size())));
-            std::nth_element(w.begin(), w.begin() + static_cast<long>(i), w.end());
-            baseline = w[i];
-        }
-        threshold = std::max(floor, factor * baseline);
-        if (!flooded) {
-            if (rate > threshold) {
-                flooded = true;
-                calm = 0;
-                peak = rate;
-                return Change::flood_start;
-            }
-            window.push_back(rate);
-            while (window.size() > window_s) window.pop_front();
-            return Change::none;
-        }
-        peak = std::max(peak, rate);
-        if (rate < threshold / 2) {
-            if (++calm >= calm_s) {
-                flooded = false;
-                return Change::flood_end;
-            }
-        } else {
-            calm = 0;
-        }
-        return Change::none;
-    }
-};
 
 }  // namespace sfg

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -639,6 +640,8 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
         write_all(fd, reply);
     };
 
+    // A calm rate joins the baseline 5 s after it was measured (Adaptive::update).
+    const auto learn_delay = static_cast<uint32_t>(std::ceil(5 / o.interval));
     auto last = std::chrono::steady_clock::now();
     auto next_tick = last + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.interval));
     int rc = edge::exit_ok;
@@ -693,7 +696,8 @@ int run_run(const Options& o, const edge::cli::Globals& g, edge::out::Output& ou
             double rate = static_cast<double>(syn - a.last_syn) / dt;
             a.last_syn = syn;
             auto change = a.update(rate, p.floor_syn_pps.value_or(c.floor_syn_pps), c.factor,
-                                   static_cast<uint32_t>(c.window_s / o.interval), static_cast<uint32_t>(c.calm_s / o.interval) + 1);
+                                   static_cast<uint32_t>(c.window_s / o.interval), static_cast<uint32_t>(c.calm_s / o.interval) + 1,
+                                   learn_delay);
             auto d = get_dest(maps, p);
             if (!d) continue;
             d->threshold_pps = static_cast<uint64_t>(a.threshold);
