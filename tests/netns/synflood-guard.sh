@@ -53,8 +53,10 @@ printf '[[protect]]\nprefix = "192.0.2.1/32"\nport = 1\n' >"$T/peer.toml"
 ip netns exec sfg-c "$SFG" -q -c "$T/peer.toml" run -i sfg-c0 --mode native >/dev/null &
 PIDS+=($!)
 
-flood() {  # flood SECONDS: spoofed SYNs to the server, bounded
-    ip netns exec sfg-c timeout "$1" hping3 -q -S --flood --rand-source -p 8080 10.77.0.1 >/dev/null 2>&1 &
+# flood SECONDS: spoofed SYNs to the server, bounded in time and count (--flood would
+# ignore -c; -i u1 sends ~15 k SYNs/s here and stops at the count).
+flood() {
+    ip netns exec sfg-c timeout "$1" hping3 -q -S -i u1 -c $(($1 * 25000)) --rand-source -p 8080 10.77.0.1 >/dev/null 2>&1 &
     FLOOD=$!
     PIDS+=($FLOOD)
 }
