@@ -110,16 +110,19 @@ jq -r 'select(.type=="flow" and .client_hello != null) | [.sport, .original_dcid
 # Every ClientHello tshark shows is ours, field for field. tshark 4.0 once showed none for
 # one of the five connections (CI, under load; ours had it, and the five flows are checked
 # above): one it misses is named and its capture kept, not failed on; it must show 4.
+# kept FILE...: a directory with the capture, the key log and FILEs, to diagnose a mismatch.
 kept() {
+    local keep
     keep=$(mktemp -d /tmp/qp-live-mismatch.XXXXXX)
-    cp "$T/x.pcap" "$T/keys.txt" "$T/tshark-ch.tsv" "$T/ours-ch.tsv" "$T/decode.jsonl" "$keep/"
+    cp "$T/x.pcap" "$T/keys.txt" "$@" "$keep/"
     echo "$keep"
 }
+ch_views=("$T/tshark-ch.tsv" "$T/ours-ch.tsv" "$T/decode.jsonl")
 only_tshark=$(comm -23 "$T/tshark-ch.tsv" "$T/ours-ch.tsv")
-[ -z "$only_tshark" ] || fail "ClientHello fields differ from tshark; capture kept in $(kept): $(diff "$T/tshark-ch.tsv" "$T/ours-ch.tsv" | head -5)"
-[ "$(wc -l <"$T/tshark-ch.tsv")" -ge 4 ] || fail "tshark found $(wc -l <"$T/tshark-ch.tsv") ClientHellos of 5; capture kept in $(kept)"
+[ -z "$only_tshark" ] || fail "ClientHello fields differ from tshark; capture kept in $(kept "${ch_views[@]}"): $(diff "$T/tshark-ch.tsv" "$T/ours-ch.tsv" | head -5)"
+[ "$(wc -l <"$T/tshark-ch.tsv")" -ge 4 ] || fail "tshark found $(wc -l <"$T/tshark-ch.tsv") ClientHellos of 5; capture kept in $(kept "${ch_views[@]}")"
 only_ours=$(comm -13 "$T/tshark-ch.tsv" "$T/ours-ch.tsv")
-[ -z "$only_ours" ] || echo "note: tshark shows no ClientHello for $(echo "$only_ours" | cut -f1 | tr '\n' ' ')(ours: $only_ours); capture kept in $(kept)"
+[ -z "$only_ours" ] || echo "note: tshark shows no ClientHello for $(echo "$only_ours" | cut -f1 | tr '\n' ' ')(ours: $only_ours); capture kept in $(kept "${ch_views[@]}")"
 # The server's CID and the version it answered in: its first long header other than Retry and VN
 # (plain header fields: tshark 4.0 cannot decrypt the v2 draft's Initials).
 $TS -Y "(udp.srcport == $P1 or udp.srcport == $P2 or udp.srcport == $P3) and quic.version != 0 and not (quic.version == 1 and quic.long.packet_type == 3)" \
@@ -149,12 +152,8 @@ $TS -Y "quic and udp.port != $P3" -T fields -e ip.src -e udp.srcport -e ip.dst -
 ours=$(awk -F'\t' '{ s += $3 } END { print s + 0 }' "$T/ours-dg.tsv")
 theirs=$(awk -F'\t' '{ s += $3 } END { print s + 0 }' "$T/tshark-dg.tsv")
 [ "$theirs" -gt 20 ] || fail "tshark found $theirs QUIC packets"
-if ! cmp -s "$T/ours-dg.tsv" "$T/tshark-dg.tsv"; then
-    # Keep what is needed to diagnose it: the capture, the key log and both views.
-    keep=$(mktemp -d /tmp/qp-live-mismatch.XXXXXX)
-    cp "$T/x.pcap" "$T/keys.txt" "$T/ours-dg.tsv" "$T/tshark-dg.tsv" "$OUT" "$keep/"
-    fail "QUIC packets per datagram differ (ours $ours, tshark $theirs); capture kept in $keep: $(diff "$T/tshark-dg.tsv" "$T/ours-dg.tsv" | head -6 | tr '\n' ' ')"
-fi
+cmp -s "$T/ours-dg.tsv" "$T/tshark-dg.tsv" ||
+    fail "QUIC packets per datagram differ (ours $ours, tshark $theirs); capture kept in $(kept "$T/ours-dg.tsv" "$T/tshark-dg.tsv" "$OUT"): $(diff "$T/tshark-dg.tsv" "$T/ours-dg.tsv" | head -6 | tr '\n' ' ')"
 [ "$(jq -c 'select(.type=="quic_packet" and .decrypted == false and .packet_type != "Retry" and .packet_type != "VersionNegotiation" and .packet_type != "UnknownLong")' "$OUT" | wc -l)" = 0 ] ||
     fail "every protected packet decrypted"
 
