@@ -926,10 +926,12 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
     edge::pcap::require_link(r);
     const edge::net::LinkType link = *r.link();
     const std::size_t n = trackers.size();
-    // Frames are handed out every `window` frames, and at most `budget` bytes of them wait
-    // to be fed: the reader releases the mapping 16 MiB behind its position, and a batch
-    // fed further behind would fault the pages in again (and keep them).
-    constexpr std::size_t window = 512, budget = 4u << 20;
+    // Frames are handed out every `window` frames or `window_bytes` of capture, whichever
+    // comes first, and at most `budget` bytes of them wait to be fed: the reader releases
+    // the mapping 16 MiB behind its position, and a batch fed further behind would fault
+    // the pages in again (and keep them). 2048 frames, not 512: a quarter of the hand-offs
+    // (-6 to -8% wall on recorded handshakes, alternating A/Bs; neutral on Initials only).
+    constexpr std::size_t window = 2048, window_bytes = 2u << 20, budget = 4u << 20;
     struct Shard {
         std::deque<std::pair<std::vector<ShardItem>, std::size_t>> q;  // batch, its bytes
         bool busy = false;                                               // a thread is feeding it
@@ -999,7 +1001,7 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
     for (std::size_t w = 1; w < std::min<std::size_t>(n, edge::pcap::scan_threads(4)); ++w) threads.emplace_back(worker);
     std::vector<std::vector<ShardItem>> batches(n);
     std::vector<std::size_t> batch_bytes(n);
-    std::size_t in_window = 0;
+    std::size_t in_window = 0, in_window_bytes = 0;
     auto push_all = [&] {
         std::size_t bytes = 0;
         for (auto b : batch_bytes) bytes += b;
@@ -1033,6 +1035,7 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
             batch_bytes[w] = 0;
         }
         in_window = 0;
+        in_window_bytes = 0;
     };
 
     edge::pcap::ScanStats st;
@@ -1043,7 +1046,9 @@ edge::pcap::ScanStats sharded_scan(edge::pcap::Reader& r, std::vector<std::uniqu
         st.frames++;
         st.bytes += fr.wire_len;
         progress.tick([&] { return r.position(); });
-        if (++in_window >= window) push_all();  // counts every frame: the reader releases by position
+        // counts every frame: the reader releases by position
+        if (++in_window >= window || in_window_bytes >= window_bytes) push_all();
+        in_window_bytes += fr.data.size();
         edge::net::PlainUdp u;
         if (!edge::net::parse_plain_udp4(fr.data, link, u)) {
             const edge::net::Packet p = edge::net::parse_packet(fr.data, link, {false});
