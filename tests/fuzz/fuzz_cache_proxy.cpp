@@ -70,12 +70,31 @@ uint16_t free_port() {
     ::close(listener(p));
     return p;
 }
+// A connected socket to 127.0.0.1:port, or -1 with errno set. libFuzzer's timeout alarm
+// (SIGALRM, no SA_RESTART) can interrupt connect() while the handshake is still in the
+// kernel's backlog on a loaded machine: EINTR there is not a failure, the connection
+// goes on, and we wait for it (seen once in CI as "admin listener gone").
 int connect_to(uint16_t port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
     sockaddr_in a = loopback(port);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
+        int err = errno;
+        if (err == EINTR || err == EINPROGRESS) {
+            pollfd pf{fd, POLLOUT, 0};
+            int64_t end = now_ms() + 5000;
+            int n;
+            while ((n = ::poll(&pf, 1, 100)) <= 0 && now_ms() < end)
+                if (n < 0 && errno != EINTR) break;
+            socklen_t len = sizeof err;
+            if (n <= 0) err = ETIMEDOUT;
+            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        }
+        if (err != 0) {
+            ::close(fd);
+            errno = err;
+            return -1;
+        }
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -84,6 +103,10 @@ int connect_to(uint16_t port) {
 }
 [[noreturn]] void hang(const char* what) {
     std::fprintf(stderr, "fuzz_cache_proxy: HANG: %s\n", what);
+    std::abort();
+}
+[[noreturn]] void cannot_connect(const char* what) {
+    std::fprintf(stderr, "fuzz_cache_proxy: HANG: %s (connect: %s)\n", what, std::strerror(errno));
     std::abort();
 }
 
@@ -128,7 +151,7 @@ struct Peer {
 // PURGE everything (key prefix ""), so the next input starts with an empty cache.
 void purge() {
     int fd = connect_to(g_admin);
-    if (fd < 0) hang("admin listener gone");
+    if (fd < 0) cannot_connect("admin listener gone");
     Peer p{fd, "PURGE * HTTP/1.0\r\n\r\n"};
     int64_t end = now_ms() + 5000;
     while (!p.eof) {
@@ -199,7 +222,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     Peer client;
     client.fd = connect_to(g_port);
-    if (client.fd < 0) hang("client listener gone");
+    if (client.fd < 0) cannot_connect("client listener gone");
     client.out.assign(parts[0]);
     std::vector<Peer> origins;
     size_t next_response = 1;
