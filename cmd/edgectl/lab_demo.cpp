@@ -321,12 +321,14 @@ void Demo::flood() {
         for (auto& l : logs) n += count_lines(l, "\"flood_start\"") > 0;
         return n;
     };
-    auto cookies_sent = [&](const char* reason) {
-        uint64_t n = 0;
+    // The PoP's guards' counters, summed: SYN cookies sent and valid cookie ACKs.
+    auto guard_cookies = [&] {
+        std::pair<uint64_t, uint64_t> n{0, 0};
         for (auto& b : p.backends) {
             auto g = find_proc(st_, fmt::format("{}/{}/synflood-guard", p.name, b.addr));
             auto j = tool_json(g, {tool_path("synflood-guard"), "-j", "stats", "-i", b.srv_if});
-            n += static_cast<uint64_t>(json_num(j, "guard_reasons", reason));
+            n.first += static_cast<uint64_t>(json_num(j, "guard_reasons", "cookie_sent"));
+            n.second += static_cast<uint64_t>(json_num(j, "guard_reasons", "cookie_ack_ok"));
         }
         return n;
     };
@@ -339,7 +341,7 @@ void Demo::flood() {
     check(switched() == logs.size(), "every guard on the flooded PoP detected the flood (flood_start)");
     const int clients = 8;
     const double window = 4;
-    uint64_t c0 = cookies_sent("cookie_sent");
+    const uint64_t c0 = guard_cookies().first;
     double w0 = now_s();
     LoadResult r;
     bool flooding;
@@ -350,7 +352,7 @@ void Demo::flood() {
         r = load.finish();
     }
     double w1 = now_s();
-    uint64_t cookies = cookies_sent("cookie_sent"), acks = cookies_sent("cookie_ack_ok");
+    const auto [cookies, acks] = guard_cookies();
     stop(h.pid, h.start, 2);
     size_t slow = static_cast<size_t>(std::count_if(r.latency_s.begin(), r.latency_s.end(), [](double x) { return x >= 1; }));
     show(fmt::format("legitimate clients during the flood ({} clients, a new connection each, {:.0f} s): {}/{} requests answered "

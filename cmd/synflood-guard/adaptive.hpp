@@ -24,7 +24,7 @@ struct Adaptive {
     // rates, learned at once, would raise the threshold over the flood itself (seen: the
     // first, partial second of a 3.5 k SYN/s flood put the threshold at 3.2 k). When a
     // flood starts, the rates still pending are dropped as its ramp.
-    // rate: SYN/s over the last interval; window, calm_s and learn_delay in intervals.
+    // rate: SYN/s over the last interval; window_n, calm_n and learn_delay in intervals.
     Change update(double rate, double floor, double factor, uint32_t window_n, uint32_t calm_n, uint32_t learn_delay) {
         baseline = 0;
         if (!window.empty()) {

@@ -87,7 +87,8 @@ int connect_to(uint16_t port) {
             while ((n = ::poll(&pf, 1, 100)) <= 0 && now_ms() < end)
                 if (n < 0 && errno != EINTR) break;
             socklen_t len = sizeof err;
-            if (n <= 0) err = ETIMEDOUT;
+            if (n < 0 && errno != EINTR) err = errno;
+            else if (n <= 0) err = ETIMEDOUT;
             else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
         }
         if (err != 0) {
